@@ -1,0 +1,5 @@
+"""Apache Airflow provider for Capillary (InTouch): load coupon codes into a coupon series."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
