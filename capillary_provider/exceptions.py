@@ -9,7 +9,7 @@ on them. None of them ever carries a token or a client secret.
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException, AirflowFailException
+from capillary_provider._compat import AirflowException, AirflowFailException
 
 
 class CapillaryError(AirflowException):

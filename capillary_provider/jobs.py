@@ -1,0 +1,171 @@
+"""Upload jobs as Capillary reports them, and the one verdict shared by the operator, sensor and trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from capillary_provider.exceptions import CouponUploadFailed
+
+
+class UploadStatus(StrEnum):
+    """States of a Capillary upload job (``uploadStatus``); ``COMMITED`` is Capillary's own spelling."""
+
+    STARTED = "STARTED"
+    VALIDATED = "VALIDATED"
+    COMMITED = "COMMITED"
+    FINISHED = "FINISHED"
+    ERRORED = "ERRORED"
+
+    @classmethod
+    def known(cls, value: str) -> bool:
+        return value in cls._value2member_map_
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({UploadStatus.FINISHED, UploadStatus.ERRORED})
+"""A job in one of these states will not change any more."""
+
+FAILED_STATUSES: frozenset[str] = frozenset({UploadStatus.ERRORED})
+
+
+def _int(value: Any) -> int:
+    return int(value) if value not in (None, "") else 0
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    """One upload job of a coupon series.
+
+    ``status`` is kept exactly as Capillary sent it, so a state this package does not know yet is not
+    lost; it is treated as still in progress (never as success). Compare it with :class:`UploadStatus`.
+    Times are epoch milliseconds, as Capillary sends them. ``error_file_url`` is a storage key inside
+    Capillary, not a downloadable URL.
+    """
+
+    job_id: int
+    status: str
+    uploaded_file_name: str | None = None
+    actual_row_count: int = 0
+    total_uploaded_count: int = 0
+    error_count: int = 0
+    error_file_url: str | None = None
+    success_file_url: str | None = None
+    created_on: int | None = None
+    updated_on: int | None = None
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> UploadJob:
+        """Build a job from one entry of Capillary's ``uploadJobStatuses``."""
+        return cls(
+            job_id=int(item["jobId"]),
+            status=str(item.get("uploadStatus") or ""),
+            uploaded_file_name=item.get("uploadedFileName"),
+            actual_row_count=_int(item.get("actualRowCount")),
+            total_uploaded_count=_int(item.get("totalUploadedCount")),
+            error_count=_int(item.get("errorCount")),
+            error_file_url=item.get("errorFileUrl"),
+            success_file_url=item.get("successFileUrl"),
+            created_on=_int(item.get("createdOn")) or None,
+            updated_on=_int(item.get("updatedOn")) or None,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UploadJob:
+        """Inverse of :meth:`to_dict` (used for trigger events and XCom)."""
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, used in XCom, trigger events and the operator's summary."""
+        return asdict(self)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def describe(self) -> str:
+        """One line for logs and error messages: id, status, counts and error file key."""
+        text = (
+            f"job {self.job_id} {self.status or '?'}: {self.actual_row_count} rows, "
+            f"{self.total_uploaded_count} accepted, {self.error_count} rejected"
+        )
+        if self.error_file_url:
+            text += f", error file {self.error_file_url}"
+        return text
+
+
+def select_jobs(jobs: Iterable[UploadJob], job_ids: Sequence[int]) -> tuple[list[UploadJob], list[int]]:
+    """Pick ``job_ids`` out of a series' job list, in the order asked; also return the ids not found."""
+    by_id = {job.job_id: job for job in jobs}
+    found = [by_id[job_id] for job_id in job_ids if job_id in by_id]
+    missing = [job_id for job_id in job_ids if job_id not in by_id]
+    return found, missing
+
+
+def overall_status(jobs: Sequence[UploadJob]) -> str:
+    """One status for several jobs: ERRORED if any errored, FINISHED if all finished, else the least advanced."""
+    if not jobs:
+        return ""
+    if any(job.status in FAILED_STATUSES for job in jobs):
+        return UploadStatus.ERRORED
+    pending = [job.status for job in jobs if not job.is_terminal]
+    if not pending:
+        return UploadStatus.FINISHED
+    order = list(UploadStatus)
+    return min(pending, key=lambda s: order.index(UploadStatus(s)) if UploadStatus.known(s) else -1)
+
+
+def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any]:
+    """The JSON summary the operator returns: the jobs, their ids and the counts added up."""
+    return {
+        "coupon_series_id": str(coupon_series_id),
+        "status": overall_status(jobs),
+        "job_ids": [job.job_id for job in jobs],
+        "total_rows": sum(job.actual_row_count for job in jobs),
+        "accepted_rows": sum(job.total_uploaded_count for job in jobs),
+        "rejected_rows": sum(job.error_count for job in jobs),
+        "error_file_urls": [job.error_file_url for job in jobs if job.error_file_url],
+        "jobs": [job.to_dict() for job in jobs],
+    }
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """When finished jobs fail the task; the same rule for the operator, the sensor and the trigger's event.
+
+    A job that ended ``ERRORED`` always fails. Rejected rows are added up over all the jobs (all the
+    batches of one file) and compared with both thresholds; ``None`` switches a threshold off.
+
+    :param max_error_rows: most rejected rows tolerated; the default 0 means every row must be accepted.
+    :param max_error_ratio: most rejected rows tolerated as a fraction of all rows (0.01 = 1 %).
+    """
+
+    max_error_rows: int | None = 0
+    max_error_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_error_rows is not None and self.max_error_rows < 0:
+            raise ValueError(f"max_error_rows must be >= 0 or None, not {self.max_error_rows}")
+        if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
+            raise ValueError(f"max_error_ratio must be between 0 and 1 or None, not {self.max_error_ratio}")
+
+    def check(self, jobs: Sequence[UploadJob]) -> None:
+        """Raise :class:`CouponUploadFailed` if terminal ``jobs`` fail the policy; return if they pass."""
+        errored = [job for job in jobs if job.status in FAILED_STATUSES]
+        details = "; ".join(job.describe() for job in jobs)
+        if errored:
+            ids = ", ".join(str(job.job_id) for job in errored)
+            raise CouponUploadFailed(f"Capillary reports upload job(s) {ids} ERRORED. {details}")
+        rejected = sum(job.error_count for job in jobs)
+        total = sum(job.actual_row_count for job in jobs)
+        if self.max_error_rows is not None and rejected > self.max_error_rows:
+            raise CouponUploadFailed(
+                f"Capillary rejected {rejected} of {total} rows, more than max_error_rows={self.max_error_rows}. "
+                f"{details}"
+            )
+        if self.max_error_ratio is not None and total and rejected / total > self.max_error_ratio:
+            raise CouponUploadFailed(
+                f"Capillary rejected {rejected} of {total} rows ({rejected / total:.2%}), more than "
+                f"max_error_ratio={self.max_error_ratio:.2%}. {details}"
+            )
