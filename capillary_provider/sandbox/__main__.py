@@ -1,0 +1,177 @@
+"""Run the Capillary sandbox: a local emulator of Capillary's coupon upload endpoints.
+
+Usage::
+
+    python -m capillary_provider.sandbox [--host 127.0.0.1] [--port 0] [--port-file PATH]
+        [--key sandbox-key] [--secret sandbox-secret] [--token-ttl 3600] [--token-prefix sbx-tok-]
+        [--step-seconds 1.0] [--data-dir DIR] [--existing-codes FILE] [--fault JSON ...]
+        [--log-level warning]
+
+Options:
+
+``--host``            interface to listen on (default 127.0.0.1).
+``--port``            TCP port; 0 (default) picks a free one.
+``--port-file``       once listening, write the base URL (``http://127.0.0.1:PORT``) to this file
+                      atomically (temporary file + rename).
+``--key/--secret``    the only accepted OAuth client credentials (default sandbox-key/sandbox-secret).
+``--token-ttl``       token lifetime in seconds, reported as ``ttlSeconds`` (default 3600).
+``--token-prefix``    prefix of issued tokens (default ``sbx-tok-``).
+``--step-seconds``    upload jobs move STARTED -> VALIDATED -> COMMITED -> FINISHED one step every
+                      this many seconds (default 1.0; 0 = at once).
+``--data-dir``        where uploads, error/success files and the code index go (default: a new
+                      temporary directory).
+``--existing-codes``  file with one coupon code per line, treated as already present in every series.
+``--fault``           a fault rule as JSON (repeatable), loaded at start; see below.
+``--log-level``       uvicorn log level (default warning).
+
+Once listening it prints ``Capillary sandbox listening on http://127.0.0.1:PORT``.
+
+Capillary endpoints (envelopes as in the Capillary docs):
+
+* ``POST /v3/oauth/token/generate`` ``{"key", "secret"}`` -> ``{"data": {"accessToken", "ttlSeconds"},
+  "errors": null}``; bad credentials -> 401 ``{"data": null, "errors": [{"code": 320001, ...}]}``.
+* ``POST /coupon/api/v1/upload/file/{couponSeriesId}`` multipart ``file``, ``customerIdentifier``,
+  ``customerIdentifierColumn`` -> a ``STARTED`` job. Needs header ``X-CAP-API-OAUTH-TOKEN``
+  (401 ``Invalid token`` / 498 ``Token expired at ...``). The file is streamed to disk.
+* ``GET /coupon/api/v1/upload/getUploadStatus/{couponSeriesId}`` -> all jobs of the series.
+
+Rows are validated once in the background: a row is an error when its code is empty, longer than
+20 characters, already in the series (earlier jobs, earlier in the file, or ``--existing-codes``) or
+when its identifier does not fit ``customerIdentifier``. Counts and ``errorFileUrl`` /
+``successFileUrl`` (storage keys such as ``sandbox/errors/7_errors.csv``) appear at ``FINISHED``. A
+file that is not UTF-8 or has no header row makes the job ``ERRORED``. Every answer carries an
+``X-Cap-Requestid`` header.
+
+Control endpoints (no auth):
+
+* ``GET /_sandbox/health`` -> ``{"ok": true}``
+* ``GET /_sandbox/jobs[?series=N]`` -> every job with its series id and sandbox internals
+* ``GET /_sandbox/requests[?path_contains=S]`` -> log of Capillary calls: method, path, status (null
+  when dropped), time, requestId, fault, fileName (uploads), jobId, dropped. Never tokens or secrets.
+* ``POST /_sandbox/reset`` -> forget jobs, accepted codes, tokens, faults, request log
+* ``POST /_sandbox/step-seconds`` ``{"seconds": x}`` -> change the job pace from now on
+* ``GET|POST|DELETE /_sandbox/faults`` -> list, add, clear fault rules
+
+Fault rules (off by default). Each call of an endpoint spends one use of the first live rule for it::
+
+    {"endpoint": "token" | "upload" | "status", "times": 1 (null = forever), "action": ACTION}
+
+ACTION is one of:
+
+* ``{"type": "status", "status": 503, "retry_after": 2, "body": null, "after_body": false}`` answer
+  this status with a Capillary-style failure body (``body`` replaces it; ``Retry-After`` sent when
+  ``retry_after`` is set). Without ``after_body`` the request body is not read (no job);
+  ``after_body: true`` (upload only) creates the job first.
+* ``{"type": "drop_before_body"}`` close the connection without reading the body or answering.
+* ``{"type": "drop_after_body"}`` process normally (the upload job IS created), then close without
+  answering.
+* ``{"type": "delay", "seconds": 5}`` process normally, wait, then answer.
+* ``{"type": "malformed_json"}`` process normally, answer 200 with a truncated JSON body.
+* ``{"type": "success_false"}`` process normally, answer HTTP 200 ``{"success": false, "status": 500,
+  "message": "Injected failure"}`` (token endpoint: the ``errors`` form).
+* ``{"type": "expire_tokens", "seconds": 1}`` (token only) the issued token expires after ``seconds``
+  although ``ttlSeconds`` still says the configured TTL.
+* ``{"type": "job_errored"}`` (upload only) the created job ends ``ERRORED``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from capillary_provider.sandbox.app import create_app
+from capillary_provider.sandbox.config import SandboxConfig
+from capillary_provider.sandbox.faults import FaultRule
+from capillary_provider.sandbox.server import DropCapableProtocol
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m capillary_provider.sandbox",
+        description="Local emulator of Capillary's coupon upload endpoints.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--key", default="sandbox-key")
+    parser.add_argument("--secret", default="sandbox-secret")
+    parser.add_argument("--token-ttl", type=float, default=3600.0)
+    parser.add_argument("--token-prefix", default="sbx-tok-")
+    parser.add_argument("--step-seconds", type=float, default=1.0)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--existing-codes", type=Path)
+    parser.add_argument("--fault", action="append", default=[], metavar="JSON")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug", "trace"]
+    )
+    return parser.parse_args(argv)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, port_file: Path | None) -> None:
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            await serving
+            raise SystemExit("the sandbox server stopped during start-up")
+        await asyncio.sleep(0.01)
+    print(f"Capillary sandbox listening on {url}", flush=True)
+    if port_file is not None:
+        _write_atomically(port_file, url)
+    await serving
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    faults: list[dict[str, object]] = []
+    for raw in args.fault:
+        try:
+            faults.append(FaultRule.model_validate_json(raw).model_dump(mode="json"))
+        except ValueError as exc:
+            print(f"invalid --fault {raw!r}: {exc}", file=sys.stderr)
+            return 2
+    config = SandboxConfig(
+        key=args.key,
+        secret=args.secret,
+        token_ttl=args.token_ttl,
+        step_seconds=args.step_seconds,
+        token_prefix=args.token_prefix,
+        existing_codes=SandboxConfig.read_codes_file(args.existing_codes) if args.existing_codes else frozenset(),
+        faults=faults,
+    )
+    if args.data_dir is not None:
+        config.data_dir = args.data_dir
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}"
+    uv_config = uvicorn.Config(
+        create_app(config),
+        log_level=args.log_level,
+        http=DropCapableProtocol,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    asyncio.run(_serve(uvicorn.Server(uv_config), sock, url, args.port_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
