@@ -34,6 +34,7 @@ class SandboxClient:
         self.secret = secret
         self.timeout = timeout
         self.data_dir: Path | None = None
+        self.pid: int | None = None
         self._session = requests.Session()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -148,6 +149,7 @@ def running_sandbox(
                 url = _wait_until_up(process, port_file, start_timeout, stderr_path)
                 client = SandboxClient(url, key, secret)
                 client.data_dir = data
+                client.pid = process.pid
                 yield client
             finally:
                 if client is not None:
