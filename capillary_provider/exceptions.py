@@ -20,12 +20,12 @@ class CapillaryApiError(CapillaryError):
     """Capillary answered with an error (``success: false``, an error status or a body we cannot read).
 
     :param message: what went wrong, in Capillary's words where it gave any.
-    :param status_code: the HTTP status of the answer.
+    :param status_code: the HTTP status of the answer (kept as ``http_status``).
     :param request_id: the ``X-Cap-Requestid`` response header, which Capillary support asks for.
     """
 
     def __init__(self, message: str, *, status_code: int | None = None, request_id: str | None = None):
-        self.status_code = status_code
+        self.http_status = status_code
         self.request_id = request_id
         self.api_message = message
         details = [f"HTTP {status_code}" if status_code is not None else None]

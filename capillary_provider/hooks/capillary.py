@@ -1,0 +1,515 @@
+"""CapillaryHook: the connection, the OAuth token and every HTTP call to Capillary.
+
+The hook is the only code in this package that speaks HTTP. The operator, sensor and trigger call
+its methods; nothing else builds a URL or sees a token.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook, ObjectStoragePath
+from airflow.sdk.log import mask_secret
+from asgiref.sync import sync_to_async
+from requests.adapters import HTTPAdapter
+from requests_toolbelt import MultipartEncoder
+from urllib3.exceptions import NewConnectionError
+
+from capillary_provider.exceptions import (
+    CapillaryApiError,
+    CapillaryAuthError,
+    CapillaryError,
+    CapillaryPermanentApiError,
+)
+from capillary_provider.jobs import UploadJob
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+TOKEN_ENDPOINT = "/v3/oauth/token/generate"
+UPLOAD_ENDPOINT = "/coupon/api/v1/upload/file/{coupon_series_id}"
+STATUS_ENDPOINT = "/coupon/api/v1/upload/getUploadStatus/{coupon_series_id}"
+
+TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
+REQUEST_ID_HEADER = "X-Cap-Requestid"
+
+INVALID_CREDENTIALS_CODE = 320001
+REAUTH_STATUSES = frozenset({401, 498})
+"""401 (invalid token) and 498 (token expired): get a new token and send the request once more."""
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Answers worth retrying with backoff, for calls that are safe to repeat."""
+UPLOAD_RETRY_STATUSES = frozenset({429})
+"""The only answer after which an upload is repeated: Capillary refused it before processing it."""
+
+TOKEN_REFRESH_LEAD_SECONDS = 120.0
+"""Renew a token this long before it expires, so a slow request never carries an expiring token."""
+DEFAULT_TIMEOUT = (10.0, 120.0)
+"""(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
+UPLOAD_BLOCK_SIZE = 1024 * 1024
+"""Bytes handed to the socket per send. requests' default (16 KiB) costs a third of the throughput."""
+PROGRESS_INTERVAL_SECONDS = 10.0
+
+IDENTIFIER_TYPES = ("MOBILE", "EMAIL", "EXTERNAL_ID", "USER_ID", "NOT_TAGGED")
+
+T = TypeVar("T")
+UploadSource = str | os.PathLike[str] | IO[bytes] | ObjectStoragePath
+
+
+class _LargeBlockAdapter(HTTPAdapter):
+    """An adapter whose connections send request bodies in :data:`UPLOAD_BLOCK_SIZE` blocks."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = UPLOAD_BLOCK_SIZE
+        super().init_poolmanager(*args, **kwargs)
+
+
+class _ProgressReader:
+    """Wraps the file part of an upload: counts bytes as they are sent and logs progress at a steady pace.
+
+    requests_toolbelt takes a part's ``len()`` as the bytes still to send: it computes the body's
+    Content-Length from it up front, then reads until it reaches 0.
+    """
+
+    def __init__(self, raw: IO[bytes], length: int, report: Callable[[int, int, float], None]) -> None:
+        self._raw = raw
+        self._length = length
+        self._report = report
+        self._sent = 0
+        self._started = time.monotonic()
+        self._last_report = self._started
+
+    def __len__(self) -> int:
+        return self._length - self._sent
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if not data and size != 0 and self._sent < self._length:
+            # requests_toolbelt reads until the declared length is reached: never loop on a short file.
+            raise CapillaryError(f"The file ended after {self._sent} of the {self._length} bytes announced")
+        self._sent += len(data)
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_INTERVAL_SECONDS:
+            self._last_report = now
+            self._report(self._sent, self._length, now - self._started)
+        return data
+
+
+def _request_id(response: requests.Response) -> str | None:
+    return response.headers.get(REQUEST_ID_HEADER)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to exponential backoff
+
+
+class _TransientApiError(CapillaryApiError):
+    """An answer worth retrying (429, 5xx); ``retry_after`` is the server's ``Retry-After`` in seconds."""
+
+    def __init__(self, message: str, *, status_code: int, request_id: str | None, retry_after: float | None):
+        super().__init__(message, status_code=status_code, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class _ReauthRequired(CapillaryApiError):
+    """Capillary answered 401 or 498: the token is invalid or expired."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, _TransientApiError))
+
+
+def _is_safe_upload_retry(exc: BaseException) -> bool:
+    """True when an upload failed before Capillary could have stored it: no connection, or a 429."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        return isinstance(getattr(reason, "reason", None), NewConnectionError)
+    return isinstance(exc, _TransientApiError) and exc.http_status in UPLOAD_RETRY_STATUSES
+
+
+def _base_url(host: str) -> str:
+    """A bare host name means https; a full URL (e.g. http://127.0.0.1:8080 for the sandbox) is kept."""
+    host = host.strip().rstrip("/")
+    return host if "://" in host else f"https://{host}"
+
+
+class CapillaryHook(BaseHook):
+    """Talk to Capillary's coupon upload API with an Airflow connection of type ``capillary``.
+
+    The connection's ``host`` is the API host that issues tokens; ``login`` and ``password`` are the
+    OAuth client key and secret; the extra ``coupon_host`` is the host of the ``/coupon/api/v1``
+    endpoints (defaults to ``host``). Nothing is read from the connection until the first call.
+
+    :param capillary_conn_id: the Airflow connection to use.
+    :param timeout: (connect, read) timeouts in seconds for every call.
+    :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
+        refused before being processed).
+    :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.
+    """
+
+    conn_name_attr = "capillary_conn_id"
+    default_conn_name = "capillary_default"
+    conn_type = "capillary"
+    hook_name = "Capillary"
+
+    def __init__(
+        self,
+        capillary_conn_id: str = default_conn_name,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry_limit: int = 5,
+        retry_max_wait: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.capillary_conn_id = capillary_conn_id
+        self.timeout = timeout
+        self.retry_limit = retry_limit
+        self.retry_max_wait = retry_max_wait
+        self._token: str | None = None
+        self._token_renew_at = 0.0
+        self._token_lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.capillary_conn_id)
+
+    @cached_property
+    def api_url(self) -> str:
+        """Base URL of the API host, where tokens come from."""
+        if not self.connection.host:
+            raise CapillaryError(
+                f"Connection {self.capillary_conn_id!r} has no API host: set it, e.g. eu.api.capillarytech.com"
+            )
+        return _base_url(self.connection.host)
+
+    @cached_property
+    def coupon_url(self) -> str:
+        """Base URL of the coupon endpoints: the extra ``coupon_host``, or the API host."""
+        coupon_host = self.connection.extra_dejson.get("coupon_host")
+        return _base_url(coupon_host) if coupon_host else self.api_url
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = _LargeBlockAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    # -- token ------------------------------------------------------------------------------------
+
+    def get_token(self) -> str:
+        """Return a valid OAuth token, asking Capillary for a new one when the cached one is about to expire.
+
+        The token is handed to ``mask_secret`` the moment it arrives, so it is masked in every log.
+        """
+        with self._token_lock:
+            if self._token is None or time.monotonic() >= self._token_renew_at:
+                self._token, ttl = self._retrying(self._generate_token)
+                lead = min(TOKEN_REFRESH_LEAD_SECONDS, ttl / 5)
+                self._token_renew_at = time.monotonic() + ttl - lead
+            return self._token
+
+    def invalidate_token(self) -> None:
+        """Forget the cached token; the next call asks for a new one."""
+        with self._token_lock:
+            self._token = None
+
+    def _generate_token(self) -> tuple[str, float]:
+        conn = self.connection
+        if not conn.login or not conn.password:
+            raise CapillaryAuthError(
+                f"Connection {self.capillary_conn_id!r} needs the client key (login) and client secret "
+                "(password) of a Capillary API client."
+            )
+        response = self.session.post(
+            self.api_url + TOKEN_ENDPOINT,
+            json={"key": conn.login, "secret": conn.password},
+            timeout=self.timeout,
+        )
+        body = self._body(response)
+        if not isinstance(body, dict):
+            raise _TransientApiError(
+                f"Capillary answered the token request with a body that is not JSON: {response.text[:200]!r}",
+                status_code=response.status_code,
+                request_id=_request_id(response),
+                retry_after=_retry_after(response),
+            )
+        data = body.get("data")
+        if isinstance(data, dict) and data.get("accessToken"):
+            token = str(data["accessToken"])
+            mask_secret(token)
+            return token, float(data.get("ttlSeconds") or 300)
+        errors = body.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code, message = first.get("code"), first.get("message") or "no token in the answer"
+        if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
+            raise CapillaryAuthError(
+                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
+                f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
+            )
+        self._raise_for_status(response, f"token request failed: {code} {message}")
+        raise CapillaryApiError(
+            f"Capillary answered the token request without a token: {code} {message}",
+            status_code=response.status_code,
+            request_id=_request_id(response),
+        )
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T], *, when: Callable[[BaseException], bool] = _is_transient) -> T:
+        """Run ``call``, retrying with exponential backoff (or ``Retry-After``) while ``when`` says so."""
+        backoff = tenacity.wait_exponential_jitter(initial=1, max=self.retry_max_wait)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            retry_after = getattr(exc, "retry_after", None)
+            return min(retry_after, self.retry_max_wait) if retry_after is not None else backoff(state)
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "Capillary call failed (%s: %s); attempt %d of %d, retrying in %.1f s",
+                type(exc).__name__,
+                exc,
+                state.attempt_number,
+                self.retry_limit,
+                state.upcoming_sleep,
+            )
+
+        retryer = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(when),
+            stop=tenacity.stop_after_attempt(self.retry_limit),
+            wait=wait,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        return retryer(call)
+
+    def _with_token(self, send: Callable[[str], requests.Response]) -> requests.Response:
+        """Send with the current token; on 401/498 get a new token and send once more."""
+        response = send(self.get_token())
+        if response.status_code in REAUTH_STATUSES:
+            self.log.info("Capillary answered %s: renewing the token and retrying once", response.status_code)
+            self.invalidate_token()
+            response = send(self.get_token())
+        return response
+
+    @staticmethod
+    def _body(response: requests.Response) -> Any:
+        """The JSON body, or None when the answer is not JSON (a proxy's error page, a cut answer)."""
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def _raise_for_status(self, response: requests.Response, message: str) -> None:
+        status, request_id = response.status_code, _request_id(response)
+        if status in REAUTH_STATUSES:
+            raise _ReauthRequired(
+                f"{message}; a freshly generated token was refused too",
+                status_code=status,
+                request_id=request_id,
+            )
+        if status in TRANSIENT_STATUSES or status >= 500:
+            raise _TransientApiError(
+                message, status_code=status, request_id=request_id, retry_after=_retry_after(response)
+            )
+        if 400 <= status < 500:
+            raise CapillaryPermanentApiError(message, status_code=status, request_id=request_id)
+
+    def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """Check Capillary's envelope and return its ``result``: ``success: false`` fails on any HTTP status."""
+        body = self._body(response)
+        if isinstance(body, dict) and body.get("success") is True and response.ok:
+            result = body.get("result")
+            return result if isinstance(result, dict) else {}
+        if not isinstance(body, dict):
+            # Unreadable: nothing says whether Capillary acted on the request; safe calls are retried.
+            raise _TransientApiError(
+                f"Capillary {what} failed: the answer is not JSON: {response.text[:200]!r}",
+                status_code=response.status_code,
+                request_id=_request_id(response),
+                retry_after=_retry_after(response),
+            )
+        message = body.get("message") or response.reason
+        self._raise_for_status(response, f"Capillary {what} failed: {message}")
+        raise CapillaryApiError(
+            f"Capillary {what} failed: {message}",
+            status_code=response.status_code,
+            request_id=_request_id(response),
+        )
+
+    # -- endpoints --------------------------------------------------------------------------------
+
+    def get_upload_jobs(self, coupon_series_id: int | str) -> list[UploadJob]:
+        """Return every upload job of a coupon series (one call, whatever the number of jobs)."""
+        url = self.coupon_url + STATUS_ENDPOINT.format(coupon_series_id=coupon_series_id)
+
+        def call() -> list[UploadJob]:
+            response = self._with_token(
+                lambda token: self.session.get(url, headers={TOKEN_HEADER: token}, timeout=self.timeout)
+            )
+            result = self._result(response, f"status request for coupon series {coupon_series_id}")
+            return [UploadJob.from_api(item) for item in result.get("uploadJobStatuses") or []]
+
+        return self._retrying(call)
+
+    def get_upload_job(self, coupon_series_id: int | str, job_id: int) -> UploadJob:
+        """Return one upload job of a series; :class:`CapillaryError` if the series has no such job."""
+        for job in self.get_upload_jobs(coupon_series_id):
+            if job.job_id == int(job_id):
+                return job
+        raise CapillaryError(f"Coupon series {coupon_series_id} has no upload job {job_id}")
+
+    async def aget_upload_jobs(self, coupon_series_id: int | str) -> list[UploadJob]:
+        """:meth:`get_upload_jobs` for async code (triggers): the event loop never blocks.
+
+        The connection is resolved with Airflow's async API; the HTTP calls run in a worker thread.
+        """
+        if "connection" not in self.__dict__:
+            self.__dict__["connection"] = await self.aget_connection(self.capillary_conn_id)
+        return await sync_to_async(self.get_upload_jobs, thread_sensitive=False)(coupon_series_id)
+
+    def upload_coupon_file(
+        self,
+        coupon_series_id: int | str,
+        file: UploadSource,
+        *,
+        file_name: str,
+        customer_identifier: str,
+        customer_identifier_column: int | None = None,
+    ) -> UploadJob:
+        """Upload one CSV file to a coupon series, streamed: the file is never read into memory.
+
+        The upload is repeated only when Capillary cannot have stored it (no connection could be made,
+        a 429, or a 401/498 answered before the body was read). After any other failure the body may
+        have reached Capillary, so the error is raised and the caller decides (the operator looks for a
+        job carrying ``file_name`` before uploading again).
+
+        :param coupon_series_id: the coupon series to load the codes into.
+        :param file: a local path, an :class:`~airflow.sdk.ObjectStoragePath` (remote ones included), or a
+            binary file object, read from its current position to its end.
+        :param file_name: the name Capillary records as ``uploadedFileName``.
+        :param customer_identifier: MOBILE, EMAIL, EXTERNAL_ID, USER_ID or NOT_TAGGED.
+        :param customer_identifier_column: zero-based index of the identifier column, if any.
+        :return: the job Capillary created, in state ``STARTED``.
+        """
+        if customer_identifier not in IDENTIFIER_TYPES:
+            raise CapillaryError(
+                f"customer_identifier must be one of {', '.join(IDENTIFIER_TYPES)}, not {customer_identifier!r}"
+            )
+        url = self.coupon_url + UPLOAD_ENDPOINT.format(coupon_series_id=coupon_series_id)
+        fields: dict[str, Any] = {"customerIdentifier": customer_identifier}
+        if customer_identifier_column is not None:
+            fields["customerIdentifierColumn"] = str(customer_identifier_column)
+
+        with _open_source(file) as (handle, length):
+            start = handle.tell()
+
+            def send(token: str) -> requests.Response:
+                # A fresh encoder, and the file rewound, for every attempt: an encoder is read only once.
+                handle.seek(start)
+                part = _ProgressReader(handle, length, self._log_progress)
+                encoder = MultipartEncoder(fields={**fields, "file": (file_name, part, "text/csv")})
+                headers = {"Content-Type": encoder.content_type, TOKEN_HEADER: token}
+                return self.session.post(url, data=encoder, headers=headers, timeout=self.timeout)
+
+            def call() -> UploadJob:
+                response = self._with_token(send)
+                result = self._result(response, f"upload of {file_name} to coupon series {coupon_series_id}")
+                statuses = result.get("uploadJobStatuses") or []
+                if not statuses:
+                    raise CapillaryApiError(
+                        f"Capillary accepted {file_name} but reported no upload job",
+                        status_code=response.status_code,
+                        request_id=_request_id(response),
+                    )
+                return UploadJob.from_api(statuses[0])
+
+            started = time.monotonic()
+            job = self._retrying(call, when=_is_safe_upload_retry)
+            elapsed = time.monotonic() - started
+            self.log.info(
+                "Uploaded %s (%s) to coupon series %s in %.1f s: job %s %s",
+                file_name,
+                _human_bytes(length),
+                coupon_series_id,
+                elapsed,
+                job.job_id,
+                job.status,
+            )
+            return job
+
+    def _log_progress(self, sent: int, total: int, elapsed: float) -> None:
+        rate = sent / elapsed if elapsed else 0.0
+        percent = 100.0 * sent / total if total else 100.0
+        self.log.info(
+            "Upload progress: %s of %s (%.1f%%) at %s/s",
+            _human_bytes(sent),
+            _human_bytes(total),
+            percent,
+            _human_bytes(rate),
+        )
+
+    # -- connection test --------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Prove the credentials (and the hosts) by asking for a token; nothing is uploaded."""
+        try:
+            self.invalidate_token()
+            self.get_token()
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Capillary accepted the client key of connection {self.capillary_conn_id!r}."
+
+
+def _human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+@contextmanager
+def _open_source(file: UploadSource) -> Iterator[tuple[IO[bytes], int]]:
+    """Open an upload source and tell how many bytes remain in it, without reading it."""
+    if isinstance(file, ObjectStoragePath):
+        with file.open("rb") as handle:  # type: ignore[no-untyped-call]
+            yield handle, file.stat().st_size - handle.tell()
+    elif isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as handle:
+            yield handle, os.fstat(handle.fileno()).st_size
+    else:
+        yield file, _remaining_length(file)
+
+
+def _remaining_length(handle: IO[bytes]) -> int:
+    length = getattr(handle, "len", None)
+    if length is None and hasattr(handle, "__len__"):
+        length = len(handle)
+    if length is not None:
+        return int(length) - handle.tell()
+    position = handle.tell()
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(position)
+    return end - position
+
+
+__all__ = ["CapillaryHook", "UploadJob"]
