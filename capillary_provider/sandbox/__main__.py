@@ -129,9 +129,9 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, port_fil
             await serving
             raise SystemExit("the sandbox server stopped during start-up")
         await asyncio.sleep(0.01)
-    print(f"Capillary sandbox listening on {url}", flush=True)
-    if port_file is not None:
+    if port_file is not None:  # before the line, so whoever reads the line can read the file
         _write_atomically(port_file, url)
+    print(f"Capillary sandbox listening on {url}", flush=True)
     await serving
 
 

@@ -149,7 +149,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         sandbox.state.add_job(job)
         sandbox.worker.submit(job)
         entry["jobId"] = job_id
-        view = job.view(time.time(), sandbox.state.step_seconds)
+        view = job.view(job.created, sandbox.state.step_seconds, as_created=True)
         return await after_processing("upload", action, upload_envelope(series_id, file_name, [view]))
 
     @app.get("/coupon/api/v1/upload/getUploadStatus/{series}")

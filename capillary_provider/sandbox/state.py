@@ -62,9 +62,9 @@ class Job:
     def _stage_time(self, stage: int, step_seconds: float) -> float:
         return self.base_time + max(0, stage - self.base_stage) * max(step_seconds, 0.0)
 
-    def view(self, now: float, step_seconds: float) -> dict[str, Any]:
-        """The job as Capillary shows it in ``uploadJobStatuses``."""
-        stage = self.raw_stage(now, step_seconds)
+    def view(self, now: float, step_seconds: float, *, as_created: bool = False) -> dict[str, Any]:
+        """The job as Capillary shows it in ``uploadJobStatuses`` (``as_created``: as the upload answers it)."""
+        stage = 0 if as_created else self.raw_stage(now, step_seconds)
         if self.parsed_at is None:
             stage = min(stage, 0)  # validation is the CSV parse: nothing moves until it is done
         updated = self._stage_time(stage, step_seconds) if stage > 0 else self.created

@@ -661,3 +661,11 @@ def test_large_upload_is_streamed_to_disk_with_flat_memory(sbx: SandboxClient, t
     [job] = sbx.jobs()
     assert Path(job["storedPath"]).stat().st_size == len(b"code\n") + size
     assert _peak_rss_kib(sbx.pid) - before < 64 * 1024
+
+
+def test_upload_answers_started_even_when_jobs_finish_at_once(sbx: SandboxClient, token: str) -> None:
+    sbx.set_step_seconds(0)
+    for i in range(5):
+        response = upload(sbx, token, f"code\nZ{i}\n")
+        assert job_of(response)["uploadStatus"] == "STARTED"
+        assert sbx.wait_for_job(job_of(response)["jobId"], timeout=5)["uploadStatus"] == "FINISHED"
