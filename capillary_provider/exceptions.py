@@ -53,3 +53,7 @@ class CouponUploadFailed(CapillaryError, AirflowFailException):
 
 class CouponUploadTimeout(CapillaryError):
     """The jobs were not terminal before the deadline. A retry attaches to the same jobs and waits again."""
+
+
+class CapillaryConfigError(CapillaryError, AirflowFailException):
+    """A parameter of the task is wrong (series id, identifier type, column index); nothing was sent."""

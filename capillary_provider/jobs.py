@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -169,3 +170,24 @@ class FailurePolicy:
                 f"Capillary rejected {rejected} of {total} rows ({rejected / total:.2%}), more than "
                 f"max_error_ratio={self.max_error_ratio:.2%}. {details}"
             )
+
+
+class JobChangeLog:
+    """Logs each job once per change of state or counts, not once per poll.
+
+    :param log: the logger of the task or trigger that waits.
+    """
+
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self._log = log
+        self._seen: dict[int, tuple[str, int, int, int]] = {}
+
+    def update(self, jobs: Iterable[UploadJob]) -> None:
+        for job in jobs:
+            key = (job.status, job.actual_row_count, job.total_uploaded_count, job.error_count)
+            if self._seen.get(job.job_id) != key:
+                self._seen[job.job_id] = key
+                if job.status and not UploadStatus.known(job.status):
+                    self._log.warning("Capillary reports an unknown status; treated as in progress: %s", job.describe())
+                else:
+                    self._log.info("Capillary upload %s", job.describe())

@@ -1,0 +1,117 @@
+"""CouponUploadSensor: wait for upload jobs started elsewhere (e.g. with ``wait_for_completion=False``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+
+from capillary_provider._compat import conf
+from capillary_provider.exceptions import CapillaryConfigError
+from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, select_jobs, summarize
+from capillary_provider.triggers.coupon_upload import CouponUploadTrigger, jobs_from_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CouponUploadSensor(BaseSensorOperator):
+    """Succeed when every given upload job is terminal and passes the failure policy.
+
+    The verdict is the operator's: a job that ended ERRORED, or more rejected rows than the thresholds
+    allow, fails the task without retries. The sensor's ``timeout`` bounds the whole wait.
+
+    :param coupon_series_id: the coupon series the jobs belong to (templated).
+    :param job_ids: the job ids to wait for, e.g. ``"{{ ti.xcom_pull('upload', key='job_ids') }}"``
+        (templated; a list, a single id, or the rendered text of a list).
+    :param capillary_conn_id: the Capillary connection.
+    :param max_error_rows: most rows Capillary may reject before the task fails; None for no limit.
+    :param max_error_ratio: most rejected rows as a fraction of all rows; None for no limit.
+    :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("coupon_series_id", "job_ids", "capillary_conn_id")
+    ui_color = "#f2e6ff"
+
+    def __init__(
+        self,
+        *,
+        coupon_series_id: int | str,
+        job_ids: Sequence[int] | int | str,
+        capillary_conn_id: str = CapillaryHook.default_conn_name,
+        max_error_rows: int | None = 0,
+        max_error_ratio: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.coupon_series_id = coupon_series_id
+        self.job_ids = job_ids
+        self.capillary_conn_id = capillary_conn_id
+        self.deferrable = deferrable
+        self.policy = FailurePolicy(max_error_rows=max_error_rows, max_error_ratio=max_error_ratio)
+
+    @cached_property
+    def hook(self) -> CapillaryHook:
+        return CapillaryHook(self.capillary_conn_id)
+
+    @cached_property
+    def _changes(self) -> JobChangeLog:
+        return JobChangeLog(self.log)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if not self.poke(context):
+            timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+            self.defer(
+                trigger=CouponUploadTrigger(
+                    capillary_conn_id=self.capillary_conn_id,
+                    coupon_series_id=str(self.coupon_series_id),
+                    job_ids=_job_ids(self.job_ids),
+                    poll_interval=float(self.poke_interval),
+                    end_time=time.time() + timeout,
+                ),
+                method_name="execute_complete",
+            )
+        return None
+
+    def poke(self, context: Context) -> bool:
+        job_ids = _job_ids(self.job_ids)
+        jobs, missing = select_jobs(self.hook.get_upload_jobs(self.coupon_series_id), job_ids)
+        self._changes.update(jobs)
+        if missing:
+            self.log.info("Coupon series %s does not list job(s) %s yet", self.coupon_series_id, missing)
+            return False
+        if not all(job.is_terminal for job in jobs):
+            return False
+        self._judge(jobs)
+        return True
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: the same verdict as a poke."""
+        return self._judge(jobs_from_event(event))
+
+    def _judge(self, jobs: list[UploadJob]) -> dict[str, Any]:
+        self.policy.check(jobs)
+        return summarize(str(self.coupon_series_id), jobs)
+
+
+def _job_ids(value: Sequence[int] | int | str) -> list[int]:
+    """Accept a list of ids, one id, or a rendered template such as ``"[101, 102]"``."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        value = [part for part in value.strip().strip("[]").replace(",", " ").split() if part]
+    try:
+        ids = [int(job_id) for job_id in value]
+    except (TypeError, ValueError):
+        raise CapillaryConfigError(f"job_ids must be upload job ids (whole numbers), not {value!r}") from None
+    if not ids:
+        raise CapillaryConfigError("job_ids is empty: give the upload job ids to wait for")
+    return ids

@@ -1,0 +1,92 @@
+"""Shared fixtures: a sandbox over real HTTP, a connection pointing at it, coupon files, a task context."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from capillary_provider.sandbox.dag_test import connection_json
+from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
+
+SANDBOX_STEP_SECONDS = 0.2
+"""Jobs of the shared sandbox move one state every 0.2 s: a job needs a few polls, tests stay quick."""
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxClient]:
+    """One sandbox process for the whole session (starting one costs about a second)."""
+    with running_sandbox(step_seconds=SANDBOX_STEP_SECONDS, data_dir=tmp_path_factory.mktemp("sandbox")) as client:
+        yield client
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxClient) -> Iterator[SandboxClient]:
+    """The shared sandbox, with no jobs, no tokens and no faults left by an earlier test."""
+    sandbox_server.reset()
+    sandbox_server.set_step_seconds(SANDBOX_STEP_SECONDS)
+    yield sandbox_server
+    sandbox_server.reset()
+
+
+@pytest.fixture
+def capillary_conn(sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch) -> SandboxClient:
+    """``capillary_default`` points at the sandbox (through the environment, no metadata DB needed)."""
+    monkeypatch.setenv("AIRFLOW_CONN_CAPILLARY_DEFAULT", connection_json(sandbox))
+    return sandbox
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write a coupon CSV: ``write_csv(rows, header=("mobile", "code"), name="coupons.csv")``."""
+
+    def write(
+        rows: list[tuple[str, ...]] | list[list[str]],
+        header: tuple[str, ...] | None = ("mobile", "code"),
+        name: str = "coupons.csv",
+        newline: str = "\n",
+    ) -> Path:
+        lines = ([",".join(header)] if header else []) + [",".join(row) for row in rows]
+        path = tmp_path / name
+        path.write_bytes((newline.join(lines) + newline).encode())
+        return path
+
+    return write
+
+
+def mobile_rows(count: int, start: int = 0, prefix: str = "C") -> list[tuple[str, str]]:
+    """``count`` valid (mobile, code) rows with distinct codes."""
+    return [(f"9198{n:08d}", f"{prefix}{n:09d}") for n in range(start, start + count)]
+
+
+class FakeTaskInstance(SimpleNamespace):
+    """Just enough of a task instance for operator tests that need no metadata DB: ids and XCom."""
+
+    def __init__(
+        self, dag_id: str = "test_dag", task_id: str = "upload", run_id: str = "manual__1", map_index: int = -1
+    ):
+        super().__init__(dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index, try_number=1)
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)  # XCom must stay JSON: fail the test if it is not
+        self.xcom[key] = value
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    """A task context with a :class:`FakeTaskInstance` as ``ti``."""
+    return {"ti": FakeTaskInstance()}
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_capillary_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a real Capillary connection from the developer's environment."""
+    for key in list(os.environ):
+        if key.startswith("AIRFLOW_CONN_CAPILLARY"):
+            monkeypatch.delenv(key)
