@@ -17,8 +17,8 @@ __all__ = ["BlockSpec", "block_is_valid", "nth_line_end"]
 
 _DIGITS = b"0123456789"
 _WHITESPACE = (b" ", b"\t", b"\x0b", b"\x0c")
-#: Deleting everything but commas and newlines leaves the "shape" of a block: ``,\n,\n...``.
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",\n")
+#: Deleting everything but commas and line endings leaves the "shape" of a block: ``,\n,\n...``.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",\r\n")
 #: Maps digits to ``0`` and everything but ``+ , \r \n`` to ``x`` so identifier widths can be counted.
 _SHAPE_TABLE = bytes(ord("0") if b in _DIGITS else b if b in b"+,\r\n" else ord("x") for b in range(256))
 _SAMPLE_LINES = 256
@@ -60,10 +60,11 @@ def block_is_valid(blk: bytes, lines: int, spec: BlockSpec) -> bool:
     if any(ws in blk for ws in _WHITESPACE):
         return False
     crlf = b"\r" in blk
-    if crlf and not (blk.count(b"\r\n") == lines == blk.count(b"\r")):
-        return False  # mixed or bare CR line endings: the row-by-row path handles them
     width = blk.index(b"\n") + 1
     if width * lines == len(blk) and blk[width - 1 :: width] == b"\n" * lines:
+        # CR only as the byte before every LF (mixed or bare CRs go to the row-by-row path).
+        if crlf and (blk[width - 2 :: width] != b"\r" * lines or blk.count(b"\r") != lines):
+            return False
         return _fixed_width_valid(blk, lines, width, crlf, spec)
     return _variable_width_valid(blk, lines, crlf, spec)
 
@@ -126,10 +127,8 @@ def _variable_width_valid(blk: bytes, lines: int, crlf: bool, spec: BlockSpec) -
     """
     eol = b"\r\n" if crlf else b"\n"
     k = spec.columns
-    if k == 1:
-        if b"," in blk:
-            return False
-    elif blk.translate(None, _NOT_STRUCTURE) != (b"," * (k - 1) + b"\n") * lines:
+    # The shape proves the column count of every line and that every CR belongs to a CRLF.
+    if blk.translate(None, _NOT_STRUCTURE) != (b"," * (k - 1) + eol) * lines:
         return False
     text = b"\n" + blk
 
@@ -150,9 +149,7 @@ def _variable_width_valid(blk: bytes, lines: int, crlf: bool, spec: BlockSpec) -
     # whose identifier has one of those shapes ("\n" + N digits + ","). If the counts add up to the
     # number of lines, every identifier has a valid shape; if not, the precise path finds out why.
     shapes: set[bytes] = set()
-    for line in blk.split(b"\n", _SAMPLE_LINES)[:_SAMPLE_LINES]:
-        if b"\n" in line:
-            break
+    for line in blk[: nth_line_end(blk, _SAMPLE_LINES)].splitlines():
         value = line.rstrip(b"\r").split(b",")[col]
         if not (_mobile_ok(value) if spec.id_type == "MOBILE" else value.isdigit()):
             return False
