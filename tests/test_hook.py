@@ -1,0 +1,903 @@
+"""CapillaryHook unit tests with requests_mock: token cache, re-auth, error envelopes, retries, multipart."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
+
+import pytest
+import requests
+import requests_mock as rm
+from airflow.sdk import ObjectStoragePath
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+import capillary_provider.hooks.capillary as hook_module
+from capillary_provider.exceptions import (
+    CapillaryApiError,
+    CapillaryAuthError,
+    CapillaryError,
+    CapillaryPermanentApiError,
+)
+from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.jobs import UploadJob, UploadStatus
+
+API = "https://api.example.com"
+COUPONS = "https://coupons.example.com"
+TOKEN_URL = f"{API}/v3/oauth/token/generate"
+SERIES = 4242
+UPLOAD_URL = f"{COUPONS}/coupon/api/v1/upload/file/{SERIES}"
+STATUS_URL = f"{COUPONS}/coupon/api/v1/upload/getUploadStatus/{SERIES}"
+KEY = "client-key-1"
+SECRET = "very-secret-client-secret"
+TIMEOUT = (3.0, 7.0)
+CSV = b"mobile,code\n919800000001,ABC123\n919800000002,ABC124\n"
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def set_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    host: str = "api.example.com",
+    coupon_host: str | None = "coupons.example.com",
+    login: str = KEY,
+    password: str = SECRET,
+    conn_id: str = "capillary_default",
+) -> None:
+    extra = {"coupon_host": coupon_host} if coupon_host else {}
+    conn = {"conn_type": "capillary", "host": host, "login": login, "password": password, "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def token_body(token: str, ttl: float = 3600) -> dict[str, Any]:
+    return {"data": {"accessToken": token, "ttlSeconds": ttl}, "errors": None}
+
+
+def job_item(job_id: int = 11, status: str = "STARTED", **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "jobId": job_id,
+        "uploadStatus": status,
+        "createdOn": "1700000000000",
+        "updatedOn": "1700000001000",
+        "errorFileUrl": None,
+        "successFileUrl": None,
+        "uploadedFileUrl": f"uploads/{job_id}.csv",
+        "totalUploadedCount": 0,
+        "actualRowCount": 0,
+        "errorCount": 0,
+        "uploadTableName": None,
+        "uploadedFileName": f"file_{job_id}.csv",
+        "audienceGroupId": None,
+        "audienceGroupVersionId": None,
+    }
+    item.update(fields)
+    return item
+
+
+def envelope(*items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "success": True,
+        "status": 200,
+        "result": {
+            "orgId": 1,
+            "couponSeriesId": SERIES,
+            "fileName": "stored.csv",
+            "uploadJobStatuses": list(items),
+        },
+    }
+
+
+def failure(message: str, status: int = 500) -> dict[str, Any]:
+    return {"success": False, "status": status, "message": message}
+
+
+class FakeClock:
+    """Stands in for the hook module's ``time``: ``monotonic()`` is whatever the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class RecordingFile(io.BytesIO):
+    """A binary file that remembers the size of every read asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_sizes: list[int | None] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.read_sizes.append(size)
+        return super().read(size)
+
+
+def capture_bodies(bodies: list[bytes], chunk: int = 4096) -> Callable[[Any, Any], dict[str, Any]]:
+    """A requests_mock json callback that reads the streamed body (in chunks, like a socket) and answers a job."""
+
+    def callback(request: Any, context: Any) -> dict[str, Any]:
+        stream = request.body
+        parts = []
+        while block := stream.read(chunk):
+            parts.append(block)
+        bodies.append(b"".join(parts))
+        return envelope(job_item(11, "STARTED", uploadedFileName="batch.csv"))
+
+    return callback
+
+
+def multipart_fields(body: bytes, content_type: str) -> dict[str, tuple[bytes, str | None]]:
+    """Field name -> (content, file name) of a multipart body."""
+    fields: dict[str, tuple[bytes, str | None]] = {}
+    for part in MultipartDecoder(body, content_type).parts:
+        disposition = part.headers[b"Content-Disposition"].decode()
+        params = dict(
+            item.strip().split("=", 1) for item in disposition.split(";")[1:] if "=" in item
+        )  # name="file"; filename="x.csv"
+        name = params["name"].strip('"')
+        filename = params["filename"].strip('"') if "filename" in params else None
+        fields[name] = (part.content, filename)
+    return fields
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch)
+
+
+@pytest.fixture
+def hook(conn: None) -> CapillaryHook:
+    return CapillaryHook(timeout=TIMEOUT, retry_limit=3, retry_max_wait=0.01)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """tenacity's pauses, recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
+    return recorded
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(hook_module, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def masked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    recorded: list[str] = []
+    monkeypatch.setattr(hook_module, "mask_secret", recorded.append)
+    return recorded
+
+
+@pytest.fixture
+def m() -> Iterator[rm.Mocker]:
+    with rm.Mocker() as mocker:
+        yield mocker
+
+
+def upload(hook: CapillaryHook, source: Any, column: int | None = 0, identifier: str = "MOBILE") -> UploadJob:
+    return hook.upload_coupon_file(
+        SERIES,
+        source,
+        file_name="batch.csv",
+        customer_identifier=identifier,
+        customer_identifier_column=column,
+    )
+
+
+# -- token ------------------------------------------------------------------------------------------
+
+
+def test_token_is_requested_with_client_key_and_secret_as_json(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    assert hook.get_token() == "tok-1"
+    assert m.last_request.json() == {"key": KEY, "secret": SECRET}
+
+
+def test_token_request_sends_no_token_header(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    hook.get_token()
+    assert "X-CAP-API-OAUTH-TOKEN" not in m.last_request.headers
+
+
+def test_token_is_passed_to_mask_secret_when_it_arrives(hook: CapillaryHook, m: rm.Mocker, masked: list[str]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-secret-jwt"))
+    hook.get_token()
+    assert masked == ["tok-secret-jwt"]
+
+
+def test_token_is_cached_between_calls(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    first = hook.get_token()
+    clock.now += 60
+    second = hook.get_token()
+    assert (first, second, token.call_count) == ("tok-1", "tok-1", 1)
+
+
+def test_token_is_kept_until_shortly_before_ttl_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=3600)}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    clock.now += 3600 - hook_module.TOKEN_REFRESH_LEAD_SECONDS - 1
+    assert hook.get_token() == "tok-1"
+    assert token.call_count == 1
+
+
+def test_token_is_renewed_a_lead_time_before_ttl_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=3600)}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    clock.now += 3600 - hook_module.TOKEN_REFRESH_LEAD_SECONDS + 1
+    assert hook.get_token() == "tok-2"
+    assert token.call_count == 2
+
+
+def test_short_lived_token_is_renewed_before_it_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=60)}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    clock.now += 59
+    assert hook.get_token() == "tok-2"
+    assert token.call_count == 2
+
+
+def test_bad_credentials_raise_auth_error_naming_connection_and_capillary_code(
+    hook: CapillaryHook, m: rm.Mocker
+) -> None:
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    m.post(TOKEN_URL, status_code=401, json=body)
+    with pytest.raises(CapillaryAuthError) as info:
+        hook.get_token()
+    assert "capillary_default" in str(info.value)
+    assert "320001" in str(info.value)
+    assert "Invalid client key and secret" in str(info.value)
+
+
+def test_bad_credentials_answered_with_http_200_raise_auth_error(hook: CapillaryHook, m: rm.Mocker) -> None:
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    m.post(TOKEN_URL, status_code=200, json=body)
+    with pytest.raises(CapillaryAuthError, match="320001"):
+        hook.get_token()
+
+
+def test_bad_credentials_error_never_contains_the_secret(hook: CapillaryHook, m: rm.Mocker) -> None:
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    m.post(TOKEN_URL, status_code=401, json=body)
+    with pytest.raises(CapillaryAuthError) as info:
+        hook.get_token()
+    rendered = " ".join([str(info.value), repr(info.value), *map(str, info.value.args)])
+    assert SECRET not in rendered
+
+
+def test_bad_credentials_are_not_retried(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    token = m.post(TOKEN_URL, status_code=401, json=body)
+    with pytest.raises(CapillaryAuthError):
+        hook.get_token()
+    assert token.call_count == 1
+
+
+def test_auth_error_names_a_non_default_connection_id(monkeypatch: pytest.MonkeyPatch, m: rm.Mocker) -> None:
+    set_connection(monkeypatch, conn_id="capillary_eu")
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    m.post(TOKEN_URL, status_code=401, json=body)
+    with pytest.raises(CapillaryAuthError, match="capillary_eu"):
+        CapillaryHook("capillary_eu").get_token()
+
+
+def test_connection_without_password_raises_auth_error_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, m: rm.Mocker
+) -> None:
+    set_connection(monkeypatch, password="")
+    with pytest.raises(CapillaryAuthError, match="client secret"):
+        CapillaryHook().get_token()
+    assert m.call_count == 0
+
+
+def test_token_request_is_retried_on_503(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    token = m.post(TOKEN_URL, [{"status_code": 503, "text": "busy"}, {"json": token_body("tok-1")}])
+    assert hook.get_token() == "tok-1"
+    assert token.call_count == 2
+
+
+def test_token_request_is_retried_on_connection_error(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    token = m.post(TOKEN_URL, [{"exc": requests.ConnectionError("refused")}, {"json": token_body("tok-1")}])
+    assert hook.get_token() == "tok-1"
+    assert token.call_count == 2
+
+
+def test_token_request_uses_the_configured_timeouts(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    hook.get_token()
+    assert m.last_request.timeout == TIMEOUT
+
+
+# -- hosts ------------------------------------------------------------------------------------------
+
+
+def test_bare_hosts_mean_https(hook: CapillaryHook) -> None:
+    assert (hook.api_url, hook.coupon_url) == (API, COUPONS)
+
+
+def test_full_url_host_is_kept_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host="http://127.0.0.1:8765/", coupon_host=None)
+    hook = CapillaryHook()
+    assert (hook.api_url, hook.coupon_url) == ("http://127.0.0.1:8765", "http://127.0.0.1:8765")
+
+
+def test_coupon_host_defaults_to_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, coupon_host=None)
+    assert CapillaryHook().coupon_url == API
+
+
+def test_upload_goes_to_coupon_host_and_token_comes_from_api_host(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    token = m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    upload(hook, path)
+    assert (token.call_count, posted.call_count) == (1, 1)
+
+
+def test_connection_without_host_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, host="", coupon_host=None)
+    with pytest.raises(CapillaryError, match="no API host"):
+        _ = CapillaryHook().api_url
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+
+def test_get_upload_jobs_parses_every_job(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    finished = job_item(
+        12,
+        "FINISHED",
+        actualRowCount="2",
+        totalUploadedCount="0",
+        errorCount="2",
+        errorFileUrl="errors/12.csv",
+        uploadedFileName="b.csv",
+    )
+    m.get(STATUS_URL, json=envelope(job_item(11, "STARTED"), finished))
+    jobs = hook.get_upload_jobs(SERIES)
+    assert jobs == [
+        UploadJob(
+            job_id=11,
+            status="STARTED",
+            uploaded_file_name="file_11.csv",
+            created_on=1700000000000,
+            updated_on=1700000001000,
+        ),
+        UploadJob(
+            job_id=12,
+            status="FINISHED",
+            uploaded_file_name="b.csv",
+            actual_row_count=2,
+            total_uploaded_count=0,
+            error_count=2,
+            error_file_url="errors/12.csv",
+            created_on=1700000000000,
+            updated_on=1700000001000,
+        ),
+    ]
+
+
+def test_get_upload_jobs_sends_the_token_header(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=envelope())
+    hook.get_upload_jobs(SERIES)
+    assert m.last_request.headers["X-CAP-API-OAUTH-TOKEN"] == "tok-1"
+
+
+def test_get_upload_jobs_of_series_without_jobs_is_empty(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json={"success": True, "status": 200, "result": {"uploadJobStatuses": None}})
+    assert hook.get_upload_jobs(SERIES) == []
+
+
+def test_unknown_status_is_kept_and_treated_as_in_progress(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=envelope(job_item(11, "QUEUED_FOR_SPLIT")))
+    [job] = hook.get_upload_jobs(SERIES)
+    assert job.status == "QUEUED_FOR_SPLIT"
+    assert not job.is_terminal
+
+
+def test_get_upload_job_picks_the_job_by_id(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=envelope(job_item(11, "STARTED"), job_item(12, "FINISHED")))
+    job = hook.get_upload_job(SERIES, 12)
+    assert (job.job_id, job.status) == (12, UploadStatus.FINISHED)
+
+
+def test_get_upload_job_of_unknown_id_raises(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=envelope(job_item(11, "STARTED")))
+    with pytest.raises(CapillaryError, match="no upload job 99"):
+        hook.get_upload_job(SERIES, 99)
+
+
+def test_every_call_uses_the_configured_timeouts(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=envelope())
+    m.post(UPLOAD_URL, json=capture_bodies([]))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    hook.get_upload_jobs(SERIES)
+    upload(hook, path)
+    assert [request.timeout for request in m.request_history] == [TIMEOUT, TIMEOUT, TIMEOUT]
+
+
+# -- re-authentication ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 498])
+def test_status_call_gets_a_new_token_and_retries_once_on(status: int, hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    get = m.get(STATUS_URL, [{"status_code": status, "json": failure("Token expired", status)}, {"json": envelope()}])
+    assert hook.get_upload_jobs(SERIES) == []
+    assert [r.headers["X-CAP-API-OAUTH-TOKEN"] for r in get.request_history] == ["tok-1", "tok-2"]
+
+
+def test_token_refused_twice_raises_after_one_reauth(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    get = m.get(STATUS_URL, status_code=401, json=failure("Invalid token", 401))
+    with pytest.raises(CapillaryApiError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert info.value.http_status == 401
+    assert (token.call_count, get.call_count) == (2, 2)
+
+
+def test_renewed_token_is_cached_for_later_calls(hook: CapillaryHook, m: rm.Mocker) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    get = m.get(STATUS_URL, [{"status_code": 498, "json": failure("Token expired", 498)}, {"json": envelope()}])
+    hook.get_upload_jobs(SERIES)
+    hook.get_upload_jobs(SERIES)
+    assert token.call_count == 2
+    assert get.last_request.headers["X-CAP-API-OAUTH-TOKEN"] == "tok-2"
+
+
+def test_upload_gets_a_new_token_and_resends_the_whole_file_on_401(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    bodies: list[bytes] = []
+
+    def first_refused(request: Any, context: Any) -> dict[str, Any]:
+        if not bodies:
+            bodies.append(request.body.read())
+            context.status_code = 401
+            return failure("Invalid token", 401)
+        return capture_bodies(bodies)(request, context)
+
+    posted = m.post(UPLOAD_URL, json=first_refused)
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    job = upload(hook, path)
+    assert job.job_id == 11
+    assert [r.headers["X-CAP-API-OAUTH-TOKEN"] for r in posted.request_history] == ["tok-1", "tok-2"]
+    assert bodies[0].count(CSV) == 1
+    assert bodies[1].count(CSV) == 1
+
+
+# -- error envelopes --------------------------------------------------------------------------------
+
+
+def test_success_false_with_http_200_raises_with_status_message_and_request_id(
+    hook: CapillaryHook, m: rm.Mocker
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json=failure("Series is archived", 500), headers={"X-Cap-Requestid": "req-123"})
+    with pytest.raises(CapillaryApiError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert info.value.http_status == 200
+    assert info.value.request_id == "req-123"
+    assert "Series is archived" in str(info.value)
+    assert "req-123" in str(info.value)
+
+
+def test_success_false_with_http_200_is_not_retried(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, json=failure("Series is archived", 500))
+    with pytest.raises(CapillaryApiError):
+        hook.get_upload_jobs(SERIES)
+    assert get.call_count == 1
+
+
+def test_success_false_with_http_400_raises_permanent_error(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(
+        STATUS_URL, status_code=400, json=failure("incorrect or invalid input", 400), headers={"X-Cap-Requestid": "r4"}
+    )
+    with pytest.raises(CapillaryPermanentApiError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert (info.value.http_status, info.value.request_id) == (400, "r4")
+    assert "incorrect or invalid input" in str(info.value)
+
+
+def test_forbidden_is_a_permanent_error_and_not_retried(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, status_code=403, json=failure("Access denied", 403))
+    with pytest.raises(CapillaryPermanentApiError, match="Access denied"):
+        hook.get_upload_jobs(SERIES)
+    assert get.call_count == 1
+
+
+def test_upload_success_false_raises_with_capillary_message(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.post(
+        UPLOAD_URL, status_code=400, json=failure("Invalid customer identifier", 400), headers={"X-Cap-Requestid": "u1"}
+    )
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(CapillaryApiError) as info:
+        upload(hook, path)
+    assert (info.value.http_status, info.value.request_id) == (400, "u1")
+    assert "Invalid customer identifier" in str(info.value)
+
+
+def test_upload_answer_without_job_raises(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.post(UPLOAD_URL, json=envelope())
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(CapillaryApiError, match="no upload job"):
+        upload(hook, path)
+
+
+# -- retries of safe calls --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_status_call_is_retried_on(status: int, hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, [{"status_code": status, "json": failure("busy", status)}, {"json": envelope()}])
+    assert hook.get_upload_jobs(SERIES) == []
+    assert get.call_count == 2
+
+
+def test_status_call_is_retried_on_connection_error(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, [{"exc": requests.ConnectionError("reset")}, {"json": envelope()}])
+    assert hook.get_upload_jobs(SERIES) == []
+    assert get.call_count == 2
+
+
+def test_status_call_is_retried_on_read_timeout(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, [{"exc": requests.ReadTimeout("slow")}, {"json": envelope()}])
+    assert hook.get_upload_jobs(SERIES) == []
+    assert get.call_count == 2
+
+
+def test_status_call_is_retried_on_a_body_that_is_not_json(
+    hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, [{"status_code": 502, "text": "<html>Bad gateway</html>"}, {"json": envelope()}])
+    assert hook.get_upload_jobs(SERIES) == []
+    assert get.call_count == 2
+
+
+def test_status_call_gives_up_after_retry_limit(hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    get = m.get(STATUS_URL, status_code=503, json=failure("down", 503), headers={"X-Cap-Requestid": "r503"})
+    with pytest.raises(CapillaryApiError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert get.call_count == hook.retry_limit
+    assert (info.value.http_status, info.value.request_id) == (503, "r503")
+
+
+def test_retry_after_is_honoured(conn: None, m: rm.Mocker, sleeps: list[float]) -> None:
+    hook = CapillaryHook(retry_limit=3, retry_max_wait=30)
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(
+        STATUS_URL,
+        [
+            {"status_code": 429, "headers": {"Retry-After": "7"}, "json": failure("slow down", 429)},
+            {"json": envelope()},
+        ],
+    )
+    hook.get_upload_jobs(SERIES)
+    assert sleeps == [7.0]
+
+
+def test_retry_after_is_capped_by_retry_max_wait(conn: None, m: rm.Mocker, sleeps: list[float]) -> None:
+    hook = CapillaryHook(retry_limit=3, retry_max_wait=5)
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(
+        STATUS_URL,
+        [{"status_code": 429, "headers": {"Retry-After": "3600"}, "json": failure("slow", 429)}, {"json": envelope()}],
+    )
+    hook.get_upload_jobs(SERIES)
+    assert sleeps == [5.0]
+
+
+def test_backoff_waits_grow_and_stay_below_retry_max_wait(conn: None, m: rm.Mocker, sleeps: list[float]) -> None:
+    hook = CapillaryHook(retry_limit=4, retry_max_wait=60)
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, status_code=503, json=failure("down", 503))
+    with pytest.raises(CapillaryApiError):
+        hook.get_upload_jobs(SERIES)
+    assert len(sleeps) == 3
+    assert sleeps[0] < sleeps[2] <= 60
+
+
+# -- upload retries: never blindly once the body may have been sent ---------------------------------
+
+
+def test_upload_is_not_retried_after_a_5xx(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, status_code=503, json=failure("unable to post", 503))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(CapillaryApiError) as info:
+        upload(hook, path)
+    assert info.value.http_status == 503
+    assert posted.call_count == 1
+
+
+def test_upload_is_not_retried_after_the_connection_broke(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, exc=requests.ConnectionError("Connection aborted."))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(requests.ConnectionError):
+        upload(hook, path)
+    assert posted.call_count == 1
+
+
+def test_upload_is_not_retried_after_a_read_timeout(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, exc=requests.ReadTimeout("no answer"))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(requests.ReadTimeout):
+        upload(hook, path)
+    assert posted.call_count == 1
+
+
+def test_upload_is_not_retried_after_an_unreadable_answer(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, status_code=200, text='{"success": true, "resu')
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    with pytest.raises(CapillaryApiError):
+        upload(hook, path)
+    assert posted.call_count == 1
+
+
+def test_upload_is_retried_with_the_whole_file_after_429(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+
+    def first_throttled(request: Any, context: Any) -> dict[str, Any]:
+        if not bodies:
+            bodies.append(request.body.read())
+            context.status_code = 429
+            return failure("Too many requests", 429)
+        return capture_bodies(bodies)(request, context)
+
+    posted = m.post(UPLOAD_URL, json=first_throttled)
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    assert upload(hook, path).job_id == 11
+    assert posted.call_count == 2
+    assert bodies[1].count(CSV) == 1
+
+
+def test_upload_is_retried_when_no_connection_could_be_made(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    # What requests raises when the TCP connection cannot be made: nothing of the body was sent.
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+    refused = requests.ConnectionError(MaxRetryError(None, UPLOAD_URL, reason=reason))  # type: ignore[arg-type]
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, [{"exc": refused}, {"json": capture_bodies(bodies)}])
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    assert upload(hook, path).job_id == 11
+    assert posted.call_count == 2
+
+
+def test_upload_is_retried_after_a_connect_timeout(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, [{"exc": requests.ConnectTimeout("connect")}, {"json": capture_bodies([])}])
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    assert upload(hook, path).job_id == 11
+    assert posted.call_count == 2
+
+
+# -- multipart upload -------------------------------------------------------------------------------
+
+
+def test_upload_sends_file_and_identifier_fields_as_multipart(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    upload(hook, path, column=1, identifier="EMAIL")
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert fields == {
+        "customerIdentifier": (b"EMAIL", None),
+        "customerIdentifierColumn": (b"1", None),
+        "file": (CSV, "batch.csv"),
+    }
+
+
+def test_upload_sends_column_zero_as_the_string_0(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    upload(hook, path, column=0)
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert fields["customerIdentifierColumn"] == (b"0", None)
+
+
+def test_upload_without_column_sends_no_column_field(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"code\nABC123\n")
+    upload(hook, path, column=None, identifier="NOT_TAGGED")
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert set(fields) == {"customerIdentifier", "file"}
+    assert fields["customerIdentifier"] == (b"NOT_TAGGED", None)
+
+
+def test_upload_sends_the_token_header_and_multipart_content_type(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    posted = m.post(UPLOAD_URL, json=capture_bodies([]))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    upload(hook, path)
+    headers = posted.last_request.headers
+    assert headers["X-CAP-API-OAUTH-TOKEN"] == "tok-1"
+    assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
+
+
+def test_upload_declares_content_length_of_the_whole_body(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV * 100)
+    upload(hook, path)
+    headers = posted.last_request.headers
+    assert "Transfer-Encoding" not in headers
+    assert int(headers["Content-Length"]) == len(bodies[0])
+
+
+def test_upload_returns_the_started_job(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.post(UPLOAD_URL, json=capture_bodies([]))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    job = upload(hook, path)
+    assert (job.job_id, job.status, job.uploaded_file_name) == (11, UploadStatus.STARTED, "batch.csv")
+
+
+def test_upload_of_a_file_object_sends_it_from_its_current_position(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    handle = io.BytesIO(b"SKIPPED" + CSV)
+    handle.seek(len(b"SKIPPED"))
+    upload(hook, handle)
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert fields["file"] == (CSV, "batch.csv")
+    assert int(posted.last_request.headers["Content-Length"]) == len(bodies[0])
+
+
+def test_upload_of_an_object_storage_path_sends_the_file(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(UPLOAD_URL, json=capture_bodies(bodies))
+    (tmp_path / "c.csv").write_bytes(CSV)
+    upload(hook, ObjectStoragePath(f"file://{tmp_path}/c.csv"))
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert fields["file"] == (CSV, "batch.csv")
+    assert int(posted.last_request.headers["Content-Length"]) == len(bodies[0])
+
+
+def test_upload_reads_the_file_in_blocks_never_whole(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    m.post(UPLOAD_URL, json=capture_bodies(bodies, chunk=4096))
+    data = CSV * 5000  # about 250 KB
+    source = RecordingFile(data)
+    upload(hook, source)
+    assert bodies[0].count(data) == 1
+    assert len(source.read_sizes) > 10
+    assert all(size is not None and 0 <= size <= 4096 for size in source.read_sizes)
+
+
+def test_upload_closes_a_file_it_opened_from_a_path(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[IO[bytes]] = []
+    real_open = open
+
+    def recording_open(*args: Any, **kwargs: Any) -> Any:
+        handle = real_open(*args, **kwargs)
+        opened.append(handle)
+        return handle
+
+    monkeypatch.setattr("builtins.open", recording_open)
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.post(UPLOAD_URL, json=capture_bodies([]))
+    path = tmp_path / "c.csv"
+    path.write_bytes(CSV)
+    upload(hook, path)
+    csv_handles = [h for h in opened if getattr(h, "name", None) == str(path)]
+    assert len(csv_handles) == 1
+    assert csv_handles[0].closed
+
+
+def test_upload_with_unknown_identifier_type_sends_nothing(hook: CapillaryHook, m: rm.Mocker) -> None:
+    with pytest.raises(CapillaryError, match="customer_identifier must be one of"):
+        upload(hook, io.BytesIO(CSV), identifier="PHONE")
+    assert m.call_count == 0
+
+
+# -- connection test --------------------------------------------------------------------------------
+
+
+def test_test_connection_succeeds_with_a_token_and_uploads_nothing(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    ok, message = hook.test_connection()
+    assert ok is True
+    assert "capillary_default" in message
+    assert [request.url for request in m.request_history] == [TOKEN_URL]
+
+
+def test_test_connection_reports_refused_credentials_without_the_secret(hook: CapillaryHook, m: rm.Mocker) -> None:
+    body = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    m.post(TOKEN_URL, status_code=401, json=body)
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert "320001" in message
+    assert SECRET not in message
+
+
+def test_test_connection_asks_for_a_fresh_token_even_when_one_is_cached(hook: CapillaryHook, m: rm.Mocker) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    hook.test_connection()
+    assert token.call_count == 2
