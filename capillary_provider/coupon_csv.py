@@ -13,12 +13,22 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from capillary_provider._csv_fast import BlockSpec, block_is_valid, nth_line_end
+from capillary_provider._csv_fast import (
+    Batcher,
+    BlockSpec,
+    block_is_valid,
+    first_record_end,
+    keep_blank_tail,
+    last_record_end,
+    nth_line_end,
+    split_records,
+    unquote,
+)
 from capillary_provider.exceptions import CouponFileError
 
 __all__ = [
@@ -37,7 +47,6 @@ CHUNK_SIZE = 8 << 20
 MAX_ROW_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 _EXAMPLES = 10
-_FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"|[^,"\r\n]*')
 _ID_PATTERNS = {
     "MOBILE": re.compile(r"\+?[0-9]{8,15}"),
     "EMAIL": re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+"),
@@ -113,105 +122,6 @@ def _read(stream: BinaryIO, size: int, name: str) -> bytes:
         raise _fail(name, f"cannot be read ({type(exc).__name__}: {exc}); is it truncated or corrupt?") from exc
 
 
-def _records(blk: bytes, row: int, name: str, final: bool) -> Iterator[tuple[int, list[bytes]]]:
-    """Split ``blk`` into RFC 4180 records: yield ``(offset past the record, raw fields)``.
-
-    A regex matches one field at a time (a quoted field may hold commas, ``""`` and newlines), so
-    the record boundaries are the same as the quote-parity cut used to split the stream into blocks.
-    """
-    pos, size = 0, len(blk)
-    while pos < size:
-        fields = []
-        while True:
-            match = _FIELD.match(blk, pos)
-            assert match is not None  # the unquoted alternative matches the empty string
-            fields.append(match.group())
-            pos = match.end()
-            nxt = blk[pos : pos + 1]
-            if nxt == b",":
-                pos += 1
-            elif nxt == b"\n" or nxt == b"":
-                pos += 1
-                break
-            elif blk.startswith(b"\r\n", pos):
-                pos += 2
-                break
-            elif nxt == b'"' and final and blk.find(b'"', pos + 1) < 0 and not match.group():
-                raise _fail(name, f"row {row} opens a quoted field that is never closed. Close the quote.")
-            elif nxt == b'"':
-                raise _fail(
-                    name,
-                    f"row {row} has a stray double quote (inside an unquoted field or after a closing "
-                    'quote). Enclose such fields in double quotes and double the quotes inside them ("").',
-                )
-            else:
-                raise _fail(name, f"row {row} contains a carriage return that does not end a line.")
-        yield min(pos, size), fields
-        row += 1
-
-
-def _unquote(field: bytes) -> bytes:
-    return field[1:-1].replace(b'""', b'"') if field.startswith(b'"') else field
-
-
-def _cut(buf: bytes) -> int:
-    """End of the last complete record in ``buf`` (0 if none): the last newline outside quotes."""
-    nl = buf.rfind(b"\n")
-    if nl < 0 or b'"' not in buf:
-        return nl + 1
-    total, after = buf.count(b'"'), buf.count(b'"', nl)
-    while (total - after) % 2:
-        prev = buf.rfind(b"\n", 0, nl)
-        if prev < 0:
-            return 0
-        after += buf.count(b'"', prev, nl)
-        nl = prev
-    return nl + 1
-
-
-def _keep_blank_tail(buf: bytes, cut: int) -> int:
-    """Move ``cut`` before trailing empty lines: they are fine at EOF, errors if more rows follow."""
-    if not (buf.endswith(b"\n\n", 0, cut) or buf.endswith(b"\n\r\n", 0, cut)):
-        return cut
-    start = len(buf[:cut].rstrip(b"\r\n"))
-    return start + (2 if buf.startswith(b"\r\n", start) else 1) if start else 0
-
-
-def _first_cut(buf: bytes) -> int:
-    """End of the first complete record in ``buf`` (0 if none): the first newline outside quotes."""
-    nl, quotes, start = buf.find(b"\n"), 0, 0
-    while nl >= 0:
-        quotes += buf.count(b'"', start, nl)
-        if quotes % 2 == 0:
-            return nl + 1
-        start, nl = nl, buf.find(b"\n", nl + 1)
-    return 0
-
-
-class _Batcher:
-    def __init__(self, size: int, start: int) -> None:
-        self.size, self.start, self.rows, self.first_row = size, start, 0, 2
-        self.batches: list[Batch] = []
-
-    def _close(self, end: int) -> None:
-        part = len(self.batches) + 1
-        self.batches.append(Batch(part, self.start, end, self.rows, self.first_row))
-        self.start, self.first_row, self.rows = end, self.first_row + self.rows, 0
-
-    def add_block(self, offset: int, count: int, end_of: Callable[[int], int]) -> None:
-        """Add ``count`` records; ``end_of(j)`` is the block offset just past its ``j``-th record."""
-        done = 0
-        while self.rows + count - done >= self.size:
-            done += self.size - self.rows
-            self.rows = self.size
-            self._close(offset + end_of(done))
-        self.rows += count - done
-
-    def finish(self, end: int) -> None:
-        if self.rows:
-            self._close(end)
-
-
 class _Scanner:
     def __init__(self, name: str, spec: BlockSpec, header: list[str], validate: bool) -> None:
         self.name, self.spec, self.header, self.validate = name, spec, header, validate
@@ -220,7 +130,7 @@ class _Scanner:
     def _col(self, col: int) -> str:
         return f'column {col + 1} ("{self.header[col]}")'
 
-    def precise(self, blk: bytes, row: int, batcher: _Batcher, offset: int, final: bool) -> int:
+    def precise(self, blk: bytes, row: int, batcher: Batcher, offset: int, final: bool) -> int:
         """Record-by-record scan of one block; returns the number of records."""
         bad_utf8 = bad_nul = -1
         if self.validate:
@@ -230,7 +140,7 @@ class _Scanner:
                 bad_utf8 = exc.start
             bad_nul = blk.find(b"\x00")
         ends: list[int] = []
-        for end, fields in _records(blk, row, self.name, final):
+        for end, fields in split_records(blk, row, self.name, final):
             if 0 <= bad_nul < end:
                 raise _fail(self.name, f"row {row} contains NUL bytes: is this a CSV of coupon codes?")
             if 0 <= bad_utf8 < end:
@@ -259,7 +169,7 @@ class _Scanner:
                     f"{row} ({len(raw)} columns)",
                 )
             return
-        fields = [_unquote(f).decode("utf-8") for f in raw]
+        fields = [unquote(f).decode("utf-8") for f in raw]
         if not fields[spec.code_column].strip():
             add(
                 "code",
@@ -276,7 +186,7 @@ class _Scanner:
                 row,
             )
 
-    def block(self, blk: bytes, row: int, batcher: _Batcher, offset: int, final: bool) -> int:
+    def block(self, blk: bytes, row: int, batcher: Batcher, offset: int, final: bool) -> int:
         """Scan one block of complete records; returns the number of records."""
         if not blk:
             return 0
@@ -311,8 +221,8 @@ def _parse_header(name: str, line: bytes, identifier: str, column: int | None) -
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(name, "row 1 is not valid UTF-8 text. Save the file as UTF-8.") from exc
-    ((_, raw),) = list(_records(line, 1, name, final=True))
-    header = [_unquote(f).decode("utf-8") for f in raw]
+    ((_, raw),) = list(split_records(line, 1, name, final=True))
+    header = [unquote(f).decode("utf-8") for f in raw]
     hint = ""
     if len(header) == 1 and (";" in text or "\t" in text):
         hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
@@ -355,7 +265,7 @@ def scan_coupon_file(
         buf += _read(stream, len(_BOM), name)
     if buf.startswith(_BOM):
         buf, offset = buf[len(_BOM) :], len(_BOM)
-    while not eof and _first_cut(buf) == 0:
+    while not eof and first_record_end(buf) == 0:
         if len(buf) > MAX_ROW_BYTES:
             raise _fail(name, "row 1 is longer than 1 MiB: is this a CSV of coupon codes?")
         more = _read(stream, chunk_size, name)
@@ -363,7 +273,7 @@ def scan_coupon_file(
         buf += more
     if not buf.strip(b"\r\n"):
         raise _fail(name, "is empty: a header row and at least one row of coupon codes are needed.")
-    cut = _first_cut(buf) or len(buf)
+    cut = first_record_end(buf) or len(buf)
     header_line, buf = buf[:cut], buf[cut:]
     header = _parse_header(name, header_line, customer_identifier, customer_identifier_column)
     offset += cut
@@ -373,7 +283,7 @@ def scan_coupon_file(
     code_col = 1 if id_col == 0 else 0
     spec = BlockSpec(len(header), code_col, id_col, customer_identifier)
     scanner = _Scanner(name, spec, header, validate)
-    batcher = _Batcher(batch_size, offset)
+    batcher = Batcher(batch_size, offset)
     row = 2
     while True:
         if not eof:
@@ -385,7 +295,7 @@ def scan_coupon_file(
                 # plus the chunk up to its last newline, built with a single copy.
                 blk = b"".join((buf, memoryview(more)[: nl + 1]))
                 buf = more[nl + 1 :]
-                cut = _keep_blank_tail(blk, len(blk))
+                cut = keep_blank_tail(blk, len(blk))
                 if cut < len(blk):
                     blk, buf = blk[:cut], blk[cut:] + buf
                 row += scanner.block(blk, row, batcher, offset, final=False)
@@ -394,15 +304,15 @@ def scan_coupon_file(
             buf += more
         if eof:
             size = offset + len(buf)
-            buf = b"" if not buf.strip(b"\r\n") else buf[: _keep_blank_tail(buf, len(buf))]
+            buf = b"" if not buf.strip(b"\r\n") else buf[: keep_blank_tail(buf, len(buf))]
             row += scanner.block(buf, row, batcher, offset, final=True)
             batcher.finish(offset + len(buf))
             break
-        cut = _keep_blank_tail(buf, _cut(buf))
+        cut = keep_blank_tail(buf, last_record_end(buf))
         if cut == 0:
             if len(buf) > MAX_ROW_BYTES:
                 if b'"' in buf:
-                    list(_records(buf, row, name, final=True))
+                    list(split_records(buf, row, name, final=True))
                 raise _fail(name, f"row {row} is longer than 1 MiB: is this a CSV of coupon codes?")
             continue
         row += scanner.block(buf[:cut], row, batcher, offset, final=False)
@@ -410,7 +320,9 @@ def scan_coupon_file(
     scanner.problems.raise_if_any()
     if row == 2:
         raise _fail(name, "has a header row but no coupon rows. Add rows or skip the upload.")
-    return CouponFilePlan(name, header_line, len(header), row - 2, tuple(batcher.batches), size)
+    return CouponFilePlan(
+        name, header_line, len(header), row - 2, tuple(Batch(*fields) for fields in batcher.batches), size
+    )
 
 
 class BatchReader:
