@@ -1,15 +1,32 @@
-"""Names that moved between the Airflow 3 releases we support (3.1 to 3.3). Import them from here."""
+"""Names that moved between the Airflow 3 releases we support (3.1 to 3.3). Import them from here.
+
+mypy checks this package against one Airflow at a time, and each of the two import paths below is
+missing on one of them; so type checkers see the small declarations under ``TYPE_CHECKING`` (the
+real classes have these bases), and the running code imports the real names.
+"""
 
 from __future__ import annotations
 
-try:  # Airflow >= 3.2
-    from airflow.sdk import conf
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-except ImportError:  # Airflow 3.1
-    from airflow.configuration import conf  # type: ignore[assignment]
-    from airflow.exceptions import (  # type: ignore[attr-defined,no-redef]
-        AirflowException,
-        AirflowFailException,
-    )
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["AirflowException", "AirflowFailException", "conf"]
+if TYPE_CHECKING:
+
+    class AirflowException(Exception):
+        """Airflow's base exception."""
+
+    class AirflowFailException(AirflowException):
+        """Fail the task without spending its retries."""
+
+    class AirflowSensorTimeout(AirflowException):
+        """A sensor ran out of time; fails without retries (skipped with ``soft_fail``)."""
+
+    conf: Any
+else:
+    try:  # Airflow >= 3.2
+        from airflow.sdk import conf
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+    except ImportError:  # Airflow 3.1
+        from airflow.configuration import conf
+        from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "conf"]

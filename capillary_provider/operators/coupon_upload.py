@@ -26,7 +26,12 @@ from capillary_provider.coupon_csv import (
 from capillary_provider.exceptions import CapillaryApiError, CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, overall_status, select_jobs, summarize
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger, jobs_from_event, timeout_message
+from capillary_provider.triggers.coupon_upload import (
+    CouponUploadTrigger,
+    is_transient_poll_error,
+    jobs_from_event,
+    timeout_message,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -267,7 +272,15 @@ class CouponUploadOperator(BaseOperator):
         raise AssertionError("unreachable")
 
     def _poll_once(self, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
-        found, missing = select_jobs(self.hook.get_upload_jobs(series_id), [job.job_id for job in jobs])
+        """One status call before deferring: finished jobs need no trigger; a failed call leaves it to the trigger."""
+        try:
+            found, missing = select_jobs(self.hook.get_upload_jobs(series_id), [job.job_id for job in jobs])
+        except Exception as exc:
+            if not is_transient_poll_error(exc):
+                raise
+            self.log.warning("Checking coupon series %s failed (%s); the trigger polls again", series_id, exc)
+            return jobs
+        JobChangeLog(self.log).update(found)
         return jobs if missing else found
 
     def _wait(self, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
@@ -275,15 +288,23 @@ class CouponUploadOperator(BaseOperator):
         deadline = time.monotonic() + self.timeout
         changes = JobChangeLog(self.log)
         job_ids = [job.job_id for job in jobs]
+        known = {job.job_id: job for job in jobs}
         while True:
-            found, missing = select_jobs(self.hook.get_upload_jobs(series_id), job_ids)
-            if not missing:
-                jobs = found
-            changes.update(found)
-            if not missing and all(job.is_terminal for job in jobs):
-                return jobs
+            try:
+                found, missing = select_jobs(self.hook.get_upload_jobs(series_id), job_ids)
+            except Exception as exc:
+                # The hook has retried already; like the trigger, keep polling until the deadline.
+                if not is_transient_poll_error(exc):
+                    raise
+                self.log.warning("Polling coupon series %s failed (%s); polling again", series_id, exc)
+            else:
+                known.update((job.job_id, job) for job in found)
+                changes.update(found)
+                if not missing and all(job.is_terminal for job in found):
+                    return found
             if time.monotonic() >= deadline:
-                raise CouponUploadTimeout(timeout_message(series_id, job_ids, jobs))
+                last_known = [known[job_id] for job_id in job_ids if job_id in known]
+                raise CouponUploadTimeout(timeout_message(series_id, job_ids, last_known))
             time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
     def _finish(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from capillary_provider._compat import conf
-from capillary_provider.exceptions import CapillaryConfigError
+from capillary_provider._compat import AirflowSensorTimeout, conf
+from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, select_jobs, summarize
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger, jobs_from_event
+from capillary_provider.triggers.coupon_upload import CouponUploadTrigger, jobs_from_event, timeout_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,7 +24,9 @@ class CouponUploadSensor(BaseSensorOperator):
     """Succeed when every given upload job is terminal and passes the failure policy.
 
     The verdict is the operator's: a job that ended ERRORED, or more rejected rows than the thresholds
-    allow, fails the task without retries. The sensor's ``timeout`` bounds the whole wait.
+    allow, fails the task without retries. The sensor's ``timeout`` bounds the whole wait, in poke,
+    reschedule and deferrable mode alike; a timeout fails with the job ids and their last known states.
+    The summary of the jobs (the operator's return value) is pushed as this task's XCom return value.
 
     :param coupon_series_id: the coupon series the jobs belong to (templated).
     :param job_ids: the job ids to wait for, e.g. ``"{{ ti.xcom_pull('upload', key='job_ids') }}"``
@@ -32,7 +34,8 @@ class CouponUploadSensor(BaseSensorOperator):
     :param capillary_conn_id: the Capillary connection.
     :param max_error_rows: most rows Capillary may reject before the task fails; None for no limit.
     :param max_error_ratio: most rejected rows as a fraction of all rows; None for no limit.
-    :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``).
+    :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``); the
+        trigger polls every ``poke_interval`` seconds.
     """
 
     template_fields: Sequence[str] = ("coupon_series_id", "job_ids", "capillary_conn_id")
@@ -55,6 +58,7 @@ class CouponUploadSensor(BaseSensorOperator):
         self.capillary_conn_id = capillary_conn_id
         self.deferrable = deferrable
         self.policy = FailurePolicy(max_error_rows=max_error_rows, max_error_ratio=max_error_ratio)
+        self._known: dict[int, UploadJob] = {}
 
     @cached_property
     def hook(self) -> CapillaryHook:
@@ -66,52 +70,64 @@ class CouponUploadSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
-        if not self.poke(context):
-            timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
-            self.defer(
-                trigger=CouponUploadTrigger(
-                    capillary_conn_id=self.capillary_conn_id,
-                    coupon_series_id=str(self.coupon_series_id),
-                    job_ids=_job_ids(self.job_ids),
-                    poll_interval=float(self.poke_interval),
-                    end_time=time.time() + timeout,
-                ),
-                method_name="execute_complete",
-            )
-        return None
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as exc:
+                raise AirflowSensorTimeout(f"{exc} {self._timeout_message()}") from exc
+        done = self.poke(context)
+        if isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        self.defer(
+            trigger=CouponUploadTrigger(
+                capillary_conn_id=self.capillary_conn_id,
+                coupon_series_id=str(self.coupon_series_id),
+                job_ids=_job_ids(self.job_ids),
+                poll_interval=float(self.poke_interval),
+                end_time=time.time() + timeout,
+            ),
+            method_name="execute_complete",
+        )
 
-    def poke(self, context: Context) -> bool:
+    def poke(self, context: Context) -> bool | PokeReturnValue:
         job_ids = _job_ids(self.job_ids)
         jobs, missing = select_jobs(self.hook.get_upload_jobs(self.coupon_series_id), job_ids)
+        self._known.update((job.job_id, job) for job in jobs)
         self._changes.update(jobs)
         if missing:
             self.log.info("Coupon series %s does not list job(s) %s yet", self.coupon_series_id, missing)
             return False
         if not all(job.is_terminal for job in jobs):
             return False
-        self._judge(jobs)
-        return True
+        return PokeReturnValue(is_done=True, xcom_value=self._judge(jobs))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: the same verdict as a poke."""
-        return self._judge(jobs_from_event(event))
+        """Resume after the trigger: the same verdict as a poke, and a timeout is a sensor timeout."""
+        try:
+            jobs = jobs_from_event(event)
+        except CouponUploadTimeout as exc:
+            raise AirflowSensorTimeout(str(exc)) from exc
+        return self._judge(jobs)
 
     def _judge(self, jobs: list[UploadJob]) -> dict[str, Any]:
         self.policy.check(jobs)
         return summarize(str(self.coupon_series_id), jobs)
+
+    def _timeout_message(self) -> str:
+        return timeout_message(str(self.coupon_series_id), _job_ids(self.job_ids), list(self._known.values()))
 
 
 def _job_ids(value: Sequence[int] | int | str) -> list[int]:
     """Accept a list of ids, one id, or a rendered template such as ``"[101, 102]"``."""
     if isinstance(value, int):
         return [value]
+    parts: Sequence[int | str] = value
     if isinstance(value, str):
-        value = [part for part in value.strip().strip("[]").replace(",", " ").split() if part]
+        parts = [part for part in value.strip().strip("[]").replace(",", " ").split() if part]
     try:
-        ids = [int(job_id) for job_id in value]
+        ids = [int(job_id) for job_id in parts]
     except (TypeError, ValueError):
         raise CapillaryConfigError(f"job_ids must be upload job ids (whole numbers), not {value!r}") from None
     if not ids:
-        raise CapillaryConfigError("job_ids is empty: give the upload job ids to wait for")
+        raise CapillaryConfigError("job_ids is empty: give the upload job ids to wait for") from None
     return ids
