@@ -109,12 +109,12 @@ def overall_status(jobs: Sequence[UploadJob]) -> str:
     if not jobs:
         return ""
     if any(job.status in FAILED_STATUSES for job in jobs):
-        return UploadStatus.ERRORED
+        return UploadStatus.ERRORED.value
     pending = [job.status for job in jobs if not job.is_terminal]
     if not pending:
-        return UploadStatus.FINISHED
-    order = list(UploadStatus)
-    return min(pending, key=lambda s: order.index(UploadStatus(s)) if UploadStatus.known(s) else -1)
+        return UploadStatus.FINISHED.value
+    order = [status.value for status in UploadStatus]
+    return min(pending, key=lambda status: order.index(status) if status in order else -1)
 
 
 def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any]:
