@@ -52,18 +52,14 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "hooks": [
-            {"integration-name": "Capillary", "python-modules": ["capillary_provider.hooks.capillary"]}
-        ],
+        "hooks": [{"integration-name": "Capillary", "python-modules": ["capillary_provider.hooks.capillary"]}],
         "operators": [
             {
                 "integration-name": "Capillary",
                 "python-modules": ["capillary_provider.operators.coupon_upload"],
             }
         ],
-        "sensors": [
-            {"integration-name": "Capillary", "python-modules": ["capillary_provider.sensors.coupon_upload"]}
-        ],
+        "sensors": [{"integration-name": "Capillary", "python-modules": ["capillary_provider.sensors.coupon_upload"]}],
         "triggers": [
             {
                 "integration-name": "Capillary",
