@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
 import tenacity
@@ -60,7 +60,17 @@ PROGRESS_INTERVAL_SECONDS = 10.0
 IDENTIFIER_TYPES = ("MOBILE", "EMAIL", "EXTERNAL_ID", "USER_ID", "NOT_TAGGED")
 
 T = TypeVar("T")
-UploadSource = str | os.PathLike[str] | IO[bytes] | ObjectStoragePath
+
+
+class BinaryReader(Protocol):
+    """What the hook needs of a file object: read it, and rewind it for another attempt."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
+
+UploadSource = str | os.PathLike[str] | BinaryReader | ObjectStoragePath
 
 
 class _LargeBlockAdapter(HTTPAdapter):
@@ -78,7 +88,7 @@ class _ProgressReader:
     Content-Length from it up front, then reads until it reaches 0.
     """
 
-    def __init__(self, raw: IO[bytes], length: int, report: Callable[[int, int, float], None]) -> None:
+    def __init__(self, raw: BinaryReader, length: int, report: Callable[[int, int, float], None]) -> None:
         self._raw = raw
         self._length = length
         self._report = report
@@ -530,7 +540,7 @@ def _human_bytes(count: float) -> str:
 
 
 @contextmanager
-def _open_source(file: UploadSource) -> Iterator[tuple[IO[bytes], int]]:
+def _open_source(file: UploadSource) -> Iterator[tuple[BinaryReader, int]]:
     """Open an upload source and tell how many bytes remain in it, without reading it."""
     if isinstance(file, ObjectStoragePath):
         with file.open("rb") as handle:  # type: ignore[no-untyped-call]
@@ -542,12 +552,10 @@ def _open_source(file: UploadSource) -> Iterator[tuple[IO[bytes], int]]:
         yield file, _remaining_length(file)
 
 
-def _remaining_length(handle: IO[bytes]) -> int:
-    length = getattr(handle, "len", None)
-    if length is None and hasattr(handle, "__len__"):
-        length = len(handle)
-    if length is not None:
-        return int(length) - handle.tell()
+def _remaining_length(handle: BinaryReader) -> int:
+    """Bytes from the current position to the end: from ``len()`` where the object knows it, else by seeking."""
+    if isinstance(handle, Sized):  # e.g. a BatchReader: a window onto a larger stream
+        return len(handle) - handle.tell()
     position = handle.tell()
     end = handle.seek(0, os.SEEK_END)
     handle.seek(position)

@@ -137,7 +137,8 @@ class CouponUploadOperator(BaseOperator):
         self.source_conn_id = source_conn_id
         self.batch_size = batch_size
         self.validate = validate
-        self.dry_run = dry_run
+        # Not `self.dry_run`: BaseOperator.dry_run() is a method Airflow calls.
+        self.validate_only = dry_run
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -174,7 +175,7 @@ class CouponUploadOperator(BaseOperator):
             len(plan.batches),
             self.batch_size,
         )
-        if self.dry_run:
+        if self.validate_only:
             self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(names))
             return _dry_run_summary(series_id, plan, names)
 
@@ -358,7 +359,8 @@ class CouponUploadOperator(BaseOperator):
 
     def _file_name(self, context: Context, part: int) -> str:
         ti = context["ti"]
-        return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, part)
+        map_index = ti.map_index if ti.map_index is not None else -1
+        return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, map_index, part)
 
 
 def _series_id(value: int | str) -> str:
