@@ -262,7 +262,14 @@ class CapillaryHook(BaseHook):
         """
         with self._token_lock:
             if self._token is None or time.monotonic() >= self._token_renew_at:
-                self._token, ttl = self._retrying(self._generate_token)
+                try:
+                    self._token, ttl = self._retrying(self._generate_token)
+                except (requests.RequestException, _TransientApiError) as exc:
+                    # Already retried here: callers must not retry it again (their retries wrap this call).
+                    raise CapillaryApiError(
+                        f"No token from {self.api_url}{TOKEN_ENDPOINT} after {self.retry_limit} attempts: {exc}",
+                        status_code=getattr(exc, "http_status", None),
+                    ) from exc
                 lead = min(TOKEN_REFRESH_LEAD_SECONDS, ttl / 5)
                 self._token_renew_at = time.monotonic() + ttl - lead
             return self._token
