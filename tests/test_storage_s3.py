@@ -1,0 +1,218 @@
+"""Sources on any storage: S3 through a real S3 API served locally (moto's server mode), file:// and .csv.gz.
+
+The S3 server is moto's ``ThreadedMotoServer`` on 127.0.0.1 (no cloud account): Airflow's
+``ObjectStoragePath`` reaches it through an ``aws`` connection whose extra ``endpoint_url`` points
+at it, exactly as a user would point it at MinIO or any S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from airflow.sdk import ObjectStoragePath
+from moto.server import ThreadedMotoServer
+
+from capillary_provider.exceptions import CouponFileError
+from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.operators.coupon_upload import CouponUploadOperator
+from capillary_provider.sandbox.testing import SandboxClient
+from tests.conftest import mobile_rows
+
+pytestmark = [pytest.mark.integration, pytest.mark.s3]
+
+SERIES = 7301
+BUCKET = "promo-exports"
+AWS_CONN_ID = "aws_test"
+ROWS = 25
+CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(ROWS))
+"""25 valid rows: with batch_size=10 they go up as batches of 10, 10 and 5 rows."""
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 API on a free 127.0.0.1 port, and an ``aws`` connection ``aws_test`` pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    connection = {
+        "conn_type": "aws",
+        "login": "testing-key-id",
+        "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(connection))
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_endpoint: str) -> dict[str, str]:
+    """A bucket holding ``coupons.csv`` and ``coupons.csv.gz`` (the same rows); returns their URIs."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key="testing-secret",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(Bucket=BUCKET, Key="daily/coupons.csv", Body=CSV_BYTES)
+    client.put_object(Bucket=BUCKET, Key="daily/coupons.csv.gz", Body=gzip.compress(CSV_BYTES))
+    client.put_object(Bucket=BUCKET, Key="daily/bad.csv", Body=b"mobile,code\n12,C1\n")
+    return {
+        "csv": f"s3://{BUCKET}/daily/coupons.csv",
+        "gz": f"s3://{BUCKET}/daily/coupons.csv.gz",
+        "bad": f"s3://{BUCKET}/daily/bad.csv",
+        "missing": f"s3://{BUCKET}/daily/nothing-here.csv",
+    }
+
+
+def make_operator(source: str | ObjectStoragePath, **kwargs: Any) -> CouponUploadOperator:
+    options: dict[str, Any] = {
+        "task_id": "upload",
+        "coupon_series_id": SERIES,
+        "source": source,
+        "customer_identifier": "MOBILE",
+        "customer_identifier_column": 0,
+        "batch_size": 10,
+        "poll_interval": 0.1,
+        "timeout": 120,
+        "deferrable": False,
+    }
+    options.update(kwargs)
+    return CouponUploadOperator(**options)
+
+
+def stored_batches(sandbox: SandboxClient) -> list[bytes]:
+    """What the sandbox received, one entry per upload job, in upload order."""
+    jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
+    return [Path(job["storedPath"]).read_bytes() for job in jobs]
+
+
+def expected_batches(data: bytes = CSV_BYTES, size: int = 10) -> list[bytes]:
+    header, *rows = data.splitlines(keepends=True)
+    return [header + b"".join(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+# -- operator, S3 -----------------------------------------------------------------------------------
+
+
+def test_operator_uploads_an_s3_csv_in_batches_with_the_header_repeated(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    make_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_operator_decompresses_an_s3_csv_gz_on_the_fly(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    make_operator(bucket["gz"], source_conn_id=AWS_CONN_ID).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_operator_summary_for_an_s3_source_adds_up_all_batches(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    summary = make_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
+    job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
+    assert (summary["status"], summary["job_ids"], summary["total_rows"], summary["accepted_rows"]) == (
+        "FINISHED",
+        job_ids,
+        ROWS,
+        ROWS,
+    )
+    assert context["ti"].xcom["job_ids"] == job_ids
+
+
+def test_operator_accepts_an_object_storage_path_source(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    make_operator(ObjectStoragePath(bucket["csv"], conn_id=AWS_CONN_ID)).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_invalid_s3_file_fails_before_anything_is_uploaded(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    with pytest.raises(CouponFileError, match=r"bad\.csv.*invalid MOBILE identifier"):
+        make_operator(bucket["bad"], source_conn_id=AWS_CONN_ID).execute(context)
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_missing_s3_object_fails_naming_the_uri(
+    bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    with pytest.raises(CouponFileError, match=r"nothing-here\.csv: does not exist"):
+        make_operator(bucket["missing"], source_conn_id=AWS_CONN_ID).execute(context)
+    assert capillary_conn.jobs(SERIES) == []
+
+
+# -- hook, S3 ---------------------------------------------------------------------------------------
+
+
+def test_hook_uploads_an_s3_object_storage_path_byte_for_byte(
+    bucket: dict[str, str], capillary_conn: SandboxClient
+) -> None:
+    job = CapillaryHook().upload_coupon_file(
+        SERIES,
+        ObjectStoragePath(bucket["csv"], conn_id=AWS_CONN_ID),
+        file_name="from-s3.csv",
+        customer_identifier="MOBILE",
+        customer_identifier_column=0,
+    )
+    [stored] = [job_view for job_view in capillary_conn.jobs(SERIES) if job_view["jobId"] == job.job_id]
+    assert (stored["uploadedFileName"], Path(stored["storedPath"]).read_bytes()) == ("from-s3.csv", CSV_BYTES)
+
+
+# -- local: file:// and .csv.gz ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "coupons.csv"
+    path.write_bytes(CSV_BYTES)
+    return path
+
+
+def test_operator_reads_a_file_uri(local_csv: Path, capillary_conn: SandboxClient, context: dict[str, Any]) -> None:
+    make_operator(f"file://{local_csv}").execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_operator_decompresses_a_local_csv_gz(
+    tmp_path: Path, capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    path = tmp_path / "coupons.csv.gz"
+    path.write_bytes(gzip.compress(CSV_BYTES))
+    make_operator(str(path)).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_operator_decompresses_a_gz_file_uri_in_a_single_batch(
+    tmp_path: Path, capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    path = tmp_path / "coupons.CSV.GZ"
+    path.write_bytes(gzip.compress(CSV_BYTES))
+    make_operator(f"file://{path}", batch_size=500_000).execute(context)
+    assert stored_batches(capillary_conn) == [CSV_BYTES]
+
+
+def test_corrupt_csv_gz_fails_before_anything_is_uploaded(
+    tmp_path: Path, capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    path = tmp_path / "coupons.csv.gz"
+    path.write_bytes(gzip.compress(CSV_BYTES)[:-20])
+    with pytest.raises(CouponFileError, match="truncated or corrupt"):
+        make_operator(str(path)).execute(context)
+    assert capillary_conn.jobs(SERIES) == []
