@@ -14,7 +14,12 @@ from capillary_provider._compat import AirflowSensorTimeout, conf
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, select_jobs, summarize
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger, jobs_from_event, timeout_message
+from capillary_provider.triggers.coupon_upload import (
+    CouponUploadTrigger,
+    is_transient_poll_error,
+    jobs_from_event,
+    timeout_message,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,7 +96,16 @@ class CouponUploadSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         job_ids = _job_ids(self.job_ids)
-        jobs, missing = select_jobs(self.hook.get_upload_jobs(self.coupon_series_id), job_ids)
+        try:
+            listed = self.hook.get_upload_jobs(self.coupon_series_id)
+        except Exception as exc:
+            # Like the operator's wait and the trigger: a poll that failed where a later one may not
+            # (after the hook's own retries) is not the verdict; the sensor's timeout bounds the wait.
+            if not is_transient_poll_error(exc):
+                raise
+            self.log.warning("Checking coupon series %s failed (%s); poking again", self.coupon_series_id, exc)
+            return False
+        jobs, missing = select_jobs(listed, job_ids)
         self._known.update((job.job_id, job) for job in jobs)
         self._changes.update(jobs)
         if missing:
