@@ -1,0 +1,104 @@
+"""Helpers shared by the exactly-once, fault-matrix, soak and on_kill tests.
+
+Faults are injected into the sandbox over real HTTP; these helpers build operators and hooks with pauses
+short enough for tests, run the deferrable path in one process (as ``test_deferrable`` does), and count
+what the sandbox holds per batch file name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import capillary_provider.operators.coupon_upload as operator_module
+from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.operators.coupon_upload import CouponUploadOperator
+from capillary_provider.sandbox.testing import SandboxClient
+
+try:  # Airflow >= 3.2
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+__all__ = ["TaskDeferred"]
+
+SHORT_READ_TIMEOUT = 2.0
+"""Read timeout of hooks in tests that make the sandbox answer late (the ``delay`` fault)."""
+LATE_ANSWER_SECONDS = 5.0
+"""How late the ``delay`` fault answers: well after :data:`SHORT_READ_TIMEOUT`."""
+
+
+def fast_hook(conn_id: str = "capillary_default", **kwargs: Any) -> CapillaryHook:
+    """A hook whose retries do not wait long and whose read timeout is short."""
+    options: dict[str, Any] = {"timeout": (10.0, SHORT_READ_TIMEOUT), "retry_limit": 3, "retry_max_wait": 0.01}
+    options.update(kwargs)
+    return CapillaryHook(conn_id, **options)
+
+
+def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
+    """An operator on ``series`` with quick polls, using :func:`fast_hook`."""
+    options: dict[str, Any] = {
+        "task_id": "upload",
+        "coupon_series_id": series,
+        "source": str(source),
+        "customer_identifier": "MOBILE",
+        "customer_identifier_column": 0,
+        "poll_interval": 0.05,
+        "timeout": 60,
+        "deferrable": False,
+    }
+    options.update(kwargs)
+    operator = CouponUploadOperator(**options)
+    operator.__dict__["hook"] = fast_hook(operator.capillary_conn_id)  # the cached_property's slot
+    return operator
+
+
+def no_recheck_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator looks for the job of an uncertain upload at once instead of after a pause."""
+    monkeypatch.setattr(operator_module, "UNCERTAIN_UPLOAD_RECHECK_SECONDS", 0.0)
+
+
+def run_trigger_of(deferred: TaskDeferred) -> dict[str, Any]:
+    """What the triggerer does: rebuild the trigger from its serialized kwargs, run it, store the event as JSON."""
+    classpath, kwargs = deferred.trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+
+    async def first_event() -> Any:
+        return await anext(trigger.run())
+
+    payload: dict[str, Any] = json.loads(json.dumps(asyncio.run(first_event()).payload))
+    return payload
+
+
+def run_operator(operator: CouponUploadOperator, context: dict[str, Any]) -> dict[str, Any]:
+    """Execute; if the operator defers, run its trigger and resume it, as Airflow would."""
+    try:
+        result: dict[str, Any] = operator.execute(context)  # type: ignore[arg-type]
+    except TaskDeferred as deferred:
+        event = run_trigger_of(deferred)
+        result = getattr(operator, deferred.method_name)(context, event=event)
+    return result
+
+
+def jobs_per_file(sandbox: SandboxClient, series: int) -> Counter[str]:
+    """How many jobs the sandbox holds for each uploaded file name of ``series``."""
+    return Counter(job["uploadedFileName"] for job in sandbox.jobs(series))
+
+
+def upload_calls(sandbox: SandboxClient, series: int) -> list[dict[str, Any]]:
+    path = f"/coupon/api/v1/upload/file/{series}"
+    return [entry for entry in sandbox.requests() if entry["path"] == path]
+
+
+def batch_names(context: dict[str, Any], parts: int) -> list[str]:
+    ti = context["ti"]
+    return [
+        operator_module.batch_file_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, p) for p in range(1, parts + 1)
+    ]
