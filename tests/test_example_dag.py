@@ -105,13 +105,21 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def test_example_dags_import_without_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+def _example_dag_bag(monkeypatch: pytest.MonkeyPatch) -> Any:
     try:
         from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2+
     except ImportError:  # Airflow 3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined]
 
     monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")  # Airflow 3.1 would add its own examples
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {DAG_ID}
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_example_dags_import_without_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _example_dag_bag(monkeypatch).import_errors == {}
+
+
+def test_every_example_dag_file_defines_a_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    bag = _example_dag_bag(monkeypatch)
+    assert DAG_ID in bag.dag_ids
+    assert {Path(dag.fileloc).name for dag in bag.dags.values()} == {path.name for path in DAGS_FOLDER.glob("*.py")}
