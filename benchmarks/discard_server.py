@@ -68,6 +68,7 @@ STATE = State()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and "Expect: 100-continue" answered at once (curl sends it)
+    disable_nagle_algorithm = True  # else every answer waits for the client's delayed ACK (40 ms)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
