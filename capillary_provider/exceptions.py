@@ -57,3 +57,7 @@ class CouponUploadTimeout(CapillaryError):
 
 class CapillaryConfigError(CapillaryError, AirflowFailException):
     """A parameter of the task is wrong (series id, identifier type, column index); nothing was sent."""
+
+
+class CouponUploadAborted(CapillaryError):
+    """The task was killed during an upload. A rerun attaches to the batches Capillary already has."""

@@ -6,9 +6,12 @@ its methods; nothing else builds a URL or sees a token.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from functools import cached_property
@@ -21,6 +24,7 @@ from airflow.sdk.log import mask_secret
 from asgiref.sync import sync_to_async
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from capillary_provider.exceptions import (
@@ -28,6 +32,7 @@ from capillary_provider.exceptions import (
     CapillaryAuthError,
     CapillaryError,
     CapillaryPermanentApiError,
+    CouponUploadAborted,
 )
 from capillary_provider.jobs import UploadJob
 
@@ -73,12 +78,54 @@ class BinaryReader(Protocol):
 UploadSource = str | os.PathLike[str] | BinaryReader | ObjectStoragePath
 
 
+class _TrackingPoolMixin:
+    """Remembers the connections a pool has lent out, so that :meth:`CapillaryHook.abort` can cut them."""
+
+    lent: weakref.WeakSet[Any]
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        self.lent.add(conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:  # urllib3 hands back None for a connection it dropped
+            self.lent.discard(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _TrackingHTTPPool(_TrackingPoolMixin, HTTPConnectionPool):
+    pass
+
+
+class _TrackingHTTPSPool(_TrackingPoolMixin, HTTPSConnectionPool):
+    pass
+
+
 class _LargeBlockAdapter(HTTPAdapter):
-    """An adapter whose connections send request bodies in :data:`UPLOAD_BLOCK_SIZE` blocks."""
+    """An adapter whose connections send request bodies in :data:`UPLOAD_BLOCK_SIZE` blocks.
+
+    Its pools remember the connections in use, so :meth:`shutdown_in_flight` can interrupt a request
+    blocked in another thread (a send or a wait for the answer): closing a session does not.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = UPLOAD_BLOCK_SIZE
         super().init_poolmanager(*args, **kwargs)
+        self._lent: weakref.WeakSet[Any] = weakref.WeakSet()
+        lent = self._lent
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("_Pool", (_TrackingHTTPPool,), {"lent": lent}),
+            "https": type("_Pool", (_TrackingHTTPSPool,), {"lent": lent}),
+        }
+
+    def shutdown_in_flight(self) -> None:
+        """Shut down the sockets of requests in progress: their send or receive fails at once."""
+        for conn in list(self._lent):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class _ProgressReader:
@@ -88,8 +135,15 @@ class _ProgressReader:
     Content-Length from it up front, then reads until it reaches 0.
     """
 
-    def __init__(self, raw: BinaryReader, length: int, report: Callable[[int, int, float], None]) -> None:
+    def __init__(
+        self,
+        raw: BinaryReader,
+        length: int,
+        report: Callable[[int, int, float], None],
+        aborted: threading.Event | None = None,
+    ) -> None:
         self._raw = raw
+        self._aborted = aborted
         self._length = length
         self._report = report
         self._sent = 0
@@ -100,6 +154,8 @@ class _ProgressReader:
         return self._length - self._sent
 
     def read(self, size: int = -1) -> bytes:
+        if self._aborted is not None and self._aborted.is_set():
+            raise CouponUploadAborted(f"Upload aborted after {self._sent} of {self._length} bytes: the task was killed")
         data = self._raw.read(size)
         if not data and size != 0 and self._sent < self._length:
             # requests_toolbelt reads until the declared length is reached: never loop on a short file.
@@ -191,6 +247,7 @@ class CapillaryHook(BaseHook):
         self._token: str | None = None
         self._token_renew_at = 0.0
         self._token_lock = threading.Lock()
+        self._aborted = threading.Event()
 
     # -- connection form (Airflow 3.1) -------------------------------------------------------------
     # Airflow 3.2+ reads the form from get_provider_info (``ui-field-behaviour``, ``conn-fields``) and
@@ -474,7 +531,7 @@ class CapillaryHook(BaseHook):
             def send(token: str) -> requests.Response:
                 # A fresh encoder, and the file rewound, for every attempt: an encoder is read only once.
                 handle.seek(start)
-                part = _ProgressReader(handle, length, self._log_progress)
+                part = _ProgressReader(handle, length, self._log_progress, self._aborted)
                 encoder = MultipartEncoder(fields={**fields, "file": (file_name, part, "text/csv")})
                 headers = {"Content-Type": encoder.content_type, TOKEN_HEADER: token}
                 return self.session.post(url, data=encoder, headers=headers, timeout=self.timeout)
@@ -492,7 +549,14 @@ class CapillaryHook(BaseHook):
                 return UploadJob.from_api(statuses[0])
 
             started = time.monotonic()
-            job = self._retrying(call, when=_is_safe_upload_retry)
+            if self._aborted.is_set():
+                raise CouponUploadAborted(f"Not uploading {file_name}: the task was killed")
+            try:
+                job = self._retrying(call, when=_is_safe_upload_retry)
+            except Exception as exc:
+                if self._aborted.is_set() and not isinstance(exc, CouponUploadAborted):
+                    raise CouponUploadAborted(f"The upload of {file_name} was aborted: the task was killed") from exc
+                raise
             elapsed = time.monotonic() - started
             self.log.info(
                 "Uploaded %s (%s) to coupon series %s in %.1f s: job %s %s",
@@ -504,6 +568,24 @@ class CapillaryHook(BaseHook):
                 job.status,
             )
             return job
+
+    def abort(self) -> None:
+        """Stop uploads at once, from any thread (``on_kill``): the body stops at its next block, a request
+        waiting for its answer has its connection shut down, and no further upload starts.
+
+        Whether Capillary stored a batch whose upload was cut is unknown: a rerun looks for it by name.
+        """
+        self._aborted.set()
+        if "session" in self.__dict__:
+            for adapter in self.session.adapters.values():
+                if isinstance(adapter, _LargeBlockAdapter):
+                    adapter.shutdown_in_flight()
+            self.session.close()
+
+    @property
+    def aborted(self) -> bool:
+        """True once :meth:`abort` was called."""
+        return self._aborted.is_set()
 
     def _log_progress(self, sent: int, total: int, elapsed: float) -> None:
         rate = sent / elapsed if elapsed else 0.0

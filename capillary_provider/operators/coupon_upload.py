@@ -23,7 +23,12 @@ from capillary_provider.coupon_csv import (
     open_coupon_source,
     scan_coupon_file,
 )
-from capillary_provider.exceptions import CapillaryApiError, CapillaryConfigError, CouponUploadTimeout
+from capillary_provider.exceptions import (
+    CapillaryApiError,
+    CapillaryConfigError,
+    CouponUploadAborted,
+    CouponUploadTimeout,
+)
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, overall_status, select_jobs, summarize
 from capillary_provider.triggers.coupon_upload import (
@@ -204,11 +209,18 @@ class CouponUploadOperator(BaseOperator):
         return self._finish(context, _series_id(self.coupon_series_id), jobs_from_event(event))
 
     def on_kill(self) -> None:
-        """Abort a running upload by closing its connection, and say which batches Capillary already has."""
-        accepted = ", ".join(f"{job.uploaded_file_name} (job {job.job_id})" for job in self._accepted) or "none"
-        self.log.warning("Task killed: closing the connection to Capillary. Batches already accepted: %s", accepted)
+        """Abort a running upload at once (from any thread) and say which batches Capillary already has.
+
+        A rerun of the task attaches to those batches and uploads only the others.
+        """
+        self.log.warning(
+            "Task killed: aborting the upload to Capillary. Batches already accepted: %s", self._accepted_text()
+        )
         if "hook" in self.__dict__:
-            self.hook.session.close()
+            self.hook.abort()
+
+    def _accepted_text(self) -> str:
+        return ", ".join(f"{job.uploaded_file_name} (job {job.job_id})" for job in self._accepted) or "none"
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -226,6 +238,11 @@ class CouponUploadOperator(BaseOperator):
         self._accepted = []
         with open_coupon_source(path) as stream:
             for batch, name in zip(plan.batches, names, strict=True):
+                if self.hook.aborted:
+                    raise CouponUploadAborted(
+                        f"Upload stopped before batch {batch.part}: the task was killed. "
+                        f"Batches already accepted: {self._accepted_text()}"
+                    )
                 job = existing.get(name)
                 if job is not None:
                     self.log.info(
@@ -238,7 +255,13 @@ class CouponUploadOperator(BaseOperator):
                     self.log.info(
                         "Uploading batch %d of %d: %d rows as %s", batch.part, len(plan.batches), batch.rows, name
                     )
-                    job = self._upload_batch(series_id, BatchReader(stream, plan.header, batch), name, column)
+                    try:
+                        job = self._upload_batch(series_id, BatchReader(stream, plan.header, batch), name, column)
+                    except CouponUploadAborted as exc:
+                        raise CouponUploadAborted(
+                            f"{exc}. Batches already accepted: {self._accepted_text()}; a rerun attaches to them "
+                            f"and looks for {name} before uploading it again"
+                        ) from exc
                 self._accepted.append(job)
                 self._push(context, self._accepted)
         return list(self._accepted)
@@ -259,7 +282,7 @@ class CouponUploadOperator(BaseOperator):
                     customer_identifier_column=column,
                 )
             except Exception as exc:
-                if not _maybe_stored(exc) or attempt == UNCERTAIN_UPLOAD_ATTEMPTS:
+                if not _maybe_stored(exc) or attempt == UNCERTAIN_UPLOAD_ATTEMPTS or self.hook.aborted:
                     raise
                 self.log.warning(
                     "The answer to the upload of %s was lost (%s); checking whether Capillary has it", name, exc
