@@ -177,6 +177,13 @@ class _Scanner:
                 "Remove those rows or fill in a code.",
                 row,
             )
+        if "\n" in fields[spec.code_column] or "\r" in fields[spec.code_column]:
+            add(
+                "line_break",
+                f"a coupon code containing a line break in {self._col(spec.code_column)}",
+                "A coupon code is one line: remove the line breaks inside the quoted codes.",
+                row,
+            )
         if spec.id_column is not None and not _ID_PATTERNS[spec.id_type].fullmatch(fields[spec.id_column]):
             add(
                 "id",
@@ -290,6 +297,8 @@ def scan_coupon_file(
             more = _read(stream, chunk_size, name)
             eof = not more
             nl = more.rfind(b"\n")
+            if nl >= 0 and len(buf) + more.find(b"\n") > MAX_ROW_BYTES:
+                raise _fail(name, f"row {row} is longer than 1 MiB: is this a CSV of coupon codes?")
             if nl >= 0 and b'"' not in more and b'"' not in buf:
                 # Common case: the new chunk ends lines and has no quotes, so the block is the carry
                 # plus the chunk up to its last newline, built with a single copy.

@@ -119,7 +119,8 @@ def test_quoted_comma_newline_and_doubled_quotes_are_one_record_each(chunk_size:
         b'mobile,code\r\n919876543210,"A,B"\r\n919876543211,"multi\nline"\r\n'
         b'"919876543212","say ""hi"""\r\n919876543213,Z\r\n'
     )
-    plan = scan(data, batch_size=2, chunk_size=chunk_size)
+    # validate=False: record splitting only (a code with a line break fails validation, see test_bad_input).
+    plan = scan(data, batch_size=2, chunk_size=chunk_size, validate=False)
     assert plan.rows == 4
     assert [b.first_row for b in plan.batches] == [2, 4]
     parts = batch_bytes(data, plan)
