@@ -297,8 +297,12 @@ def scan_coupon_file(
             more = _read(stream, chunk_size, name)
             eof = not more
             nl = more.rfind(b"\n")
-            if nl >= 0 and len(buf) + more.find(b"\n") > MAX_ROW_BYTES:
-                raise _fail(name, f"row {row} is longer than 1 MiB: is this a CSV of coupon codes?")
+            if nl >= 0:
+                # The carry's last (partial) line continues up to the new chunk's first newline.
+                last = buf.rfind(b"\n")
+                if len(buf) - last - 1 + more.find(b"\n") > MAX_ROW_BYTES:
+                    long_row = row + buf.count(b"\n", 0, last + 1)
+                    raise _fail(name, f"row {long_row} is longer than 1 MiB: is this a CSV of coupon codes?")
             if nl >= 0 and b'"' not in more and b'"' not in buf:
                 # Common case: the new chunk ends lines and has no quotes, so the block is the carry
                 # plus the chunk up to its last newline, built with a single copy.

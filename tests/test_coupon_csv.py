@@ -267,6 +267,16 @@ def test_line_longer_than_1_mib_is_a_clear_error() -> None:
     assert message == "coupons.csv: row 2 is longer than 1 MiB: is this a CSV of coupon codes?"
 
 
+def test_file_larger_than_a_chunk_of_over_1_mib_is_not_mistaken_for_a_long_row() -> None:
+    data = b"mobile,code\n" + b"".join(b"9198%08d,C%09d\n" % (n, n) for n in range(150_000))  # 3.4 MiB
+    assert scan(data, chunk_size=2 << 20).rows == 150_000
+
+
+def test_long_row_spanning_two_chunks_is_reported_with_its_row_number() -> None:
+    data = b"mobile,code\n" + b"919876543210,A\n" * 3 + b"919876543210," + b"X" * (2 << 20) + b"\n"
+    assert "row 5 is longer than 1 MiB" in scan_error(data, chunk_size=1 << 20)
+
+
 def test_validate_false_skips_content_checks_but_still_batches() -> None:
     data = b"mobile,code\nabc,\n,\n"
     plan = scan(data, validate=False, batch_size=1)
