@@ -351,7 +351,7 @@ class CapillaryHook(BaseHook):
         body = self._body(response)
         if not isinstance(body, dict):
             raise _TransientApiError(
-                f"Capillary answered the token request with a body that is not JSON: {response.text[:200]!r}",
+                f"Capillary answered the token request with a body that is not JSON: {self._quote(response)!r}",
                 status_code=response.status_code,
                 request_id=_request_id(response),
                 retry_after=_retry_after(response),
@@ -363,7 +363,7 @@ class CapillaryHook(BaseHook):
             return token, float(data.get("ttlSeconds") or 300)
         errors = body.get("errors")
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        code, message = first.get("code"), first.get("message") or "no token in the answer"
+        code, message = first.get("code"), self._redact(str(first.get("message") or "no token in the answer"), response)
         if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
             raise CapillaryAuthError(
                 f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
@@ -416,6 +416,20 @@ class CapillaryHook(BaseHook):
             response = send(self.get_token())
         return response
 
+    def _redact(self, text: str, response: requests.Response) -> str:
+        """``text`` from an answer, without the client secret or the token sent (a proxy may echo them)."""
+        secrets = [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
+        for secret in secrets:
+            if isinstance(secret, bytes):
+                secret = secret.decode("latin-1")
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _quote(self, response: requests.Response) -> str:
+        """The start of an unreadable answer, for an error message, redacted."""
+        return self._redact(response.text, response)[:200]
+
     @staticmethod
     def _body(response: requests.Response) -> Any:
         """The JSON body, or None when the answer is not JSON (a proxy's error page, a cut answer)."""
@@ -448,12 +462,12 @@ class CapillaryHook(BaseHook):
         if not isinstance(body, dict):
             # Unreadable: nothing says whether Capillary acted on the request; safe calls are retried.
             raise _TransientApiError(
-                f"Capillary {what} failed: the answer is not JSON: {response.text[:200]!r}",
+                f"Capillary {what} failed: the answer is not JSON: {self._quote(response)!r}",
                 status_code=response.status_code,
                 request_id=_request_id(response),
                 retry_after=_retry_after(response),
             )
-        message = body.get("message") or response.reason
+        message = self._redact(str(body.get("message") or response.reason), response)
         self._raise_for_status(response, f"Capillary {what} failed: {message}")
         raise CapillaryApiError(
             f"Capillary {what} failed: {message}",
