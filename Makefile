@@ -4,7 +4,7 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint unit browser clean
+.PHONY: venv demo test lint browser clean
 
 venv: $(VENV)/.installed-$(AIRFLOW_VERSION)
 
@@ -26,6 +26,9 @@ lint: venv
 	$(BIN)/ruff check capillary_provider tests example_dags benchmarks
 	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks
 	$(BIN)/mypy --strict capillary_provider
+
+browser: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -m browser
 
 clean:
 	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache test-artifacts
