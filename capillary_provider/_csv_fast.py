@@ -29,12 +29,20 @@ __all__ = [
 ]
 
 _DIGITS = b"0123456789"
-_WHITESPACE = (b" ", b"\t", b"\x0b", b"\x0c")
+_WHITESPACE = (b" ", b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+"""ASCII bytes that ``str.strip`` and ``\\s`` treat as whitespace (besides line endings)."""
 #: Deleting everything but commas and line endings leaves the "shape" of a block: ``,\n,\n...``.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",\r\n")
-#: Maps digits to ``0`` and everything but ``+ , \r \n`` to ``x`` so identifier widths can be counted.
-_SHAPE_TABLE = bytes(ord("0") if b in _DIGITS else b if b in b"+,\r\n" else ord("x") for b in range(256))
-_SAMPLE_LINES = 256
+#: One identifier field, for blocks already proven to be ASCII without quotes or whitespace (so a field
+#: can hold anything but ``,``, CR and LF): the language of ``coupon_csv._ID_PATTERNS`` on such fields.
+#: Plain character sets and possessive quantifiers keep the regex engine on its fastest paths.
+_ID_FIELDS = {
+    "MOBILE": rb"\+?[0-9]{8,15}",
+    "USER_ID": rb"[0-9]++",
+    # [^@\s,]+ @ [^@\s,]+ \. [^@\s,]+ without backtracking: a domain of 3+ characters with a dot that is
+    # neither its first nor its last character.
+    "EMAIL": rb"[^@,\r\n]++@[^@,\r\n][^@,.\r\n]*+\.[^@,\r\n]++",
+}
 _FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"|[^,"\r\n]*')
 
 
@@ -52,11 +60,6 @@ class BlockSpec:
     code_column: int
     id_column: int | None
     id_type: str
-
-
-def _mobile_ok(value: bytes) -> bool:
-    digits = value[1:] if value.startswith(b"+") else value
-    return 8 <= len(digits) <= 15 and digits.isdigit()
 
 
 def block_is_valid(blk: bytes, lines: int, spec: BlockSpec) -> bool:
@@ -119,7 +122,9 @@ def _fixed_width_valid(blk: bytes, lines: int, width: int, crlf: bool, spec: Blo
         if not 9 <= size <= 16:
             return False
         return unsigned == b"" or (unsigned.isdigit() and size <= 15)
-    return spec.id_type == "EXTERNAL_ID"  # EMAIL: no fast proof, take the precise path
+    if spec.id_type == "EMAIL":
+        return _lines_valid(blk, spec)
+    return spec.id_type == "EXTERNAL_ID"
 
 
 _LITERAL_CACHE: dict[bytes, re.Pattern[bytes]] = {}
@@ -134,43 +139,72 @@ def _contains(haystack: bytes, needle: bytes) -> bool:
 
 
 def _variable_width_valid(blk: bytes, lines: int, crlf: bool, spec: BlockSpec) -> bool:
-    """Lines of different lengths: check the shape with ``translate`` and fields with literal searches.
+    """Lines of different lengths: check the shape with ``translate``, then the fields.
 
-    Prefixing ``\\n`` makes every line start after a newline, so "an empty first field" is ``\\n,``,
-    "an empty last field" is ``,\\n`` (``,\\r\\n``) and so on.
+    Identifiers with a format (MOBILE, USER_ID, EMAIL) are checked with one regex search over the
+    block (:func:`_lines_valid`). Otherwise only emptiness matters: prefixing ``\\n`` makes every line
+    start after a newline, so "an empty first field" is ``\\n,``, "an empty last field" is ``,\\n``
+    (``,\\r\\n``) and so on, found with literal searches.
     """
     eol = b"\r\n" if crlf else b"\n"
     k = spec.columns
-    # The shape proves the column count of every line and that every CR belongs to a CRLF.
+    # The shape proves the column count of every line; with as many CRLFs as lines, every CR ends a line
+    # (the shape alone would accept "a,b\rc\n").
     if blk.translate(None, _NOT_STRUCTURE) != (b"," * (k - 1) + eol) * lines:
         return False
+    if crlf and blk.count(b"\r\n") != lines:
+        return False
+    if spec.id_type in _ID_FIELDS:
+        return _lines_valid(blk, spec)
     text = b"\n" + blk
-
-    def delimiters(col: int) -> tuple[bytes, bytes]:
-        return (b"\n" if col == 0 else b","), (b"," if col < k - 1 else eol)
-
     required = [spec.code_column] + ([spec.id_column] if spec.id_column is not None else [])
     for col in required:
-        left, right = delimiters(col)
+        left, right = (b"\n" if col == 0 else b","), (b"," if col < k - 1 else eol)
         if _contains(text, left + right):
             return False
-    if spec.id_column is None or spec.id_type == "EXTERNAL_ID":
-        return True
-    col = spec.id_column
-    if spec.id_type not in ("MOBILE", "USER_ID") or 0 < col < k - 1:
-        return False
-    # Sample the identifier widths of the first lines, then count, over the whole block, the lines
-    # whose identifier has one of those shapes ("\n" + N digits + ","). If the counts add up to the
-    # number of lines, every identifier has a valid shape; if not, the precise path finds out why.
-    shapes: set[bytes] = set()
-    for line in blk[: nth_line_end(blk, _SAMPLE_LINES)].splitlines():
-        value = line.rstrip(b"\r").split(b",")[col]
-        if not (_mobile_ok(value) if spec.id_type == "MOBILE" else value.isdigit()):
-            return False
-        shapes.add(b"+" * value.startswith(b"+") + b"0" * len(value.lstrip(b"+")))
-    left, right = delimiters(col)
-    shaped = text.translate(_SHAPE_TABLE)
-    return sum(shaped.count(left + shape + right) for shape in shapes) == lines
+    return True
+
+
+_LINE_CHECKS: dict[BlockSpec, re.Pattern[bytes]] = {}
+
+
+def _lines_valid(blk: bytes, spec: BlockSpec) -> bool:
+    """One regex search over the whole block for a line whose identifier or code field is wrong.
+
+    The pattern is ``\\n(?!fields up to the later of the two columns)``: it stops only at a line start
+    that does *not* begin with valid fields, so a valid block costs one search without any match.
+    It relies on what the caller proved: ASCII, no quotes, no whitespace, the right number of
+    commas on every line, CR only in CRLF.
+    """
+    assert spec.id_column is not None
+    text = b"\n" + blk
+    check = _LINE_CHECKS.get(spec)
+    if check is None:
+        check = _LINE_CHECKS[spec] = re.compile(_line_check(spec))
+    if spec.columns == 2 and spec.id_column == 1 and _contains(text, b"\n,"):
+        return False  # an empty code before the identifier
+    # Search "\n" + block without its final line ending: every line, the first included, follows a "\n".
+    return check.search(text, 0, len(blk)) is None
+
+
+def _line_check(spec: BlockSpec) -> bytes:
+    """The pattern of :func:`_lines_valid`: where a line (or, for ``code,identifier``, a comma) goes wrong."""
+    assert spec.id_column is not None
+    identifier = _ID_FIELDS[spec.id_type]
+    id_end = b"," if spec.id_column < spec.columns - 1 else rb"\r?(?:\n|\Z)"
+    if spec.columns == 2 and spec.id_column == 1:
+        # Every comma starts an identifier: anchoring there skips scanning the codes.
+        return rb",(?!" + identifier + id_end + b")"
+    fields = []
+    for col in range(max(spec.id_column, spec.code_column) + 1):
+        if col == spec.id_column:
+            fields.append(identifier + id_end)
+        elif col == spec.code_column:
+            # The shape check bounds the field; its first character proves it is not empty.
+            fields.append(rb"[^,\r\n]" if col > spec.id_column else rb"[^,\r\n]++,")
+        else:
+            fields.append(rb"[^,\r\n]*+,")
+    return rb"\n(?!" + b"".join(fields) + b")"
 
 
 def nth_line_end(blk: bytes, n: int) -> int:

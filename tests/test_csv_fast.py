@@ -1,0 +1,127 @@
+"""The whole-block fast checks of ``_csv_fast``: taken for valid variable-width files, never wrong.
+
+``block_is_valid`` may only say "certainly valid" (then no row is checked one by one) or "look row
+by row". These tests pin both halves: valid blocks of every identifier type and column position
+take the fast path, and no mutated block that a plain per-row reference check rejects is ever
+accepted by it; end to end, ``scan_coupon_file`` fails exactly when the reference finds a bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+
+import pytest
+
+from capillary_provider._csv_fast import BlockSpec, block_is_valid
+from capillary_provider.coupon_csv import scan_coupon_file
+from capillary_provider.exceptions import CouponFileError
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+REFERENCE = {
+    "MOBILE": re.compile(r"\+?[0-9]{8,15}"),
+    "EMAIL": re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+"),
+    "USER_ID": re.compile(r"[0-9]+"),
+    "EXTERNAL_ID": re.compile(r"(?s).*\S.*"),
+}
+# (identifier type, columns, identifier column); the code is the first other column.
+LAYOUTS = [
+    ("MOBILE", 2, 0),
+    ("MOBILE", 2, 1),
+    ("MOBILE", 3, 1),
+    ("MOBILE", 3, 2),
+    ("EMAIL", 2, 0),
+    ("EMAIL", 2, 1),
+    ("USER_ID", 2, 0),
+    ("EXTERNAL_ID", 2, 0),
+]
+MUTATIONS = ["", "+", "@", ".", ",", " ", "\x1c", "\r", "0", "x", "++", "@@", ".."]
+
+
+def identifier(kind: str, rng: random.Random) -> str:
+    if kind == "MOBILE":
+        return "+" * rng.randint(0, 1) + "".join(rng.choices("0123456789", k=rng.randint(8, 15)))
+    if kind == "EMAIL":
+        return f"{rng.choice(['a', 'first.last', 'x_1'])}@{rng.choice(['ex.com', 'a.b.c', 'm-x.co.in', '.a.b'])}"
+    if kind == "USER_ID":
+        return str(rng.randint(0, 10**12))
+    return "".join(rng.choices(ALPHABET + "-_", k=rng.randint(1, 20)))
+
+
+def make_block(kind: str, columns: int, id_column: int, rows: int, eol: str, rng: random.Random) -> str:
+    lines = []
+    for _ in range(rows):
+        fields = ["".join(rng.choices(ALPHABET, k=rng.randint(1, 16))) for _ in range(columns)]
+        fields[id_column] = identifier(kind, rng)
+        lines.append(",".join(fields) + eol)
+    return "".join(lines)
+
+
+def spec_of(kind: str, columns: int, id_column: int) -> BlockSpec:
+    return BlockSpec(columns, 1 if id_column == 0 else 0, id_column, kind)
+
+
+def reference_valid(text: str, spec: BlockSpec) -> bool:
+    """Row by row with the csv module: column count, non-empty code, identifier format."""
+    if not text.endswith("\n") or "\r" in text.replace("\r\n", ""):
+        return False
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if len(row) != spec.columns or not row[spec.code_column].strip():
+            return False
+        assert spec.id_column is not None
+        if not REFERENCE[spec.id_type].fullmatch(row[spec.id_column]):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_valid_variable_width_blocks_take_the_fast_path(kind: str, columns: int, id_column: int, eol: str) -> None:
+    blk = make_block(kind, columns, id_column, 500, eol, random.Random(1)).encode()
+    assert block_is_valid(blk, blk.count(b"\n"), spec_of(kind, columns, id_column))
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+def test_fast_path_never_accepts_a_block_with_a_bad_row(kind: str, columns: int, id_column: int) -> None:
+    rng = random.Random(f"{kind}{columns}{id_column}")
+    spec = spec_of(kind, columns, id_column)
+    accepted_bad = []
+    for _ in range(400):
+        text = make_block(kind, columns, id_column, 6, rng.choice(["\n", "\r\n"]), rng)
+        at = rng.randrange(len(text))
+        text = text[:at] + rng.choice(MUTATIONS) + text[at + rng.randint(0, 2) :]
+        if not text.endswith("\n"):
+            continue  # blocks always end with a line ending
+        blk = text.encode()
+        if block_is_valid(blk, blk.count(b"\n"), spec) and not reference_valid(text, spec):
+            accepted_bad.append(text)
+    assert accepted_bad == []
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+def test_scan_fails_exactly_when_a_row_is_bad(kind: str, columns: int, id_column: int) -> None:
+    rng = random.Random(f"scan{kind}{columns}{id_column}")
+    spec = spec_of(kind, columns, id_column)
+    header = ",".join(f"c{col}" for col in range(columns)) + "\n"
+    disagreements = []
+    for _ in range(150):
+        text = make_block(kind, columns, id_column, 40, "\n", rng)
+        at = rng.randrange(len(text) - 1)
+        text = text[:at] + rng.choice(MUTATIONS) + text[at + rng.randint(0, 2) :]
+        if not text.endswith("\n") or text.endswith("\n\n") or '"' in text:
+            continue
+        try:
+            scan_coupon_file(
+                io.BytesIO((header + text).encode()),
+                name="c.csv",
+                customer_identifier=kind,
+                customer_identifier_column=id_column,
+            )
+            scanned_valid = True
+        except CouponFileError:
+            scanned_valid = False
+        if scanned_valid != reference_valid(text, spec):
+            disagreements.append(text)
+    assert disagreements == []
