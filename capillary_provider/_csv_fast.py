@@ -26,6 +26,7 @@ __all__ = [
     "nth_line_end",
     "split_records",
     "unquote",
+    "valid_block_lines",
 ]
 
 _DIGITS = b"0123456789"
@@ -63,27 +64,33 @@ class BlockSpec:
 
 
 def block_is_valid(blk: bytes, lines: int, spec: BlockSpec) -> bool:
-    """Prove, without a per-row loop, that every line of ``blk`` is a valid record.
+    """Prove, without a per-row loop, that every one of the ``lines`` lines of ``blk`` is a valid record."""
+    return valid_block_lines(blk, spec) == lines
+
+
+def valid_block_lines(blk: bytes, spec: BlockSpec) -> int | None:
+    """Prove, without a per-row loop, that every line of ``blk`` is a valid record; return how many.
 
     :param blk: complete lines without any ``"``; it must end with ``\\n``.
-    :param lines: ``blk.count(b"\\n")``, which the caller needs anyway for batching.
     :param spec: the expected shape of a row.
-    :return: ``True`` only if every line is valid; ``False`` means "re-scan row by row".
+    :return: the number of lines if every one is valid; ``None`` means "re-scan row by row". The
+        count comes from the checks themselves, so valid blocks need no separate counting pass.
     """
     if not blk.isascii() or b"\x00" in blk:
-        return False
+        return None
     # Whitespace-only fields count as empty; rather than find them here, send such blocks to the
     # precise path (coupon files rarely contain spaces at all).
     if any(ws in blk for ws in _WHITESPACE):
-        return False
+        return None
     crlf = b"\r" in blk
     width = blk.index(b"\n") + 1
-    if width * lines == len(blk) and blk[width - 1 :: width] == b"\n" * lines:
+    lines = len(blk) // width
+    if width * lines == len(blk) and blk[width - 1 :: width] == b"\n" * lines and blk.count(b"\n") == lines:
         # CR only as the byte before every LF (mixed or bare CRs go to the row-by-row path).
         if crlf and (blk[width - 2 :: width] != b"\r" * lines or blk.count(b"\r") != lines):
-            return False
-        return _fixed_width_valid(blk, lines, width, crlf, spec)
-    return _variable_width_valid(blk, lines, crlf, spec)
+            return None
+        return lines if _fixed_width_valid(blk, lines, width, crlf, spec) else None
+    return _variable_width_lines(blk, crlf, spec)
 
 
 def _fixed_width_valid(blk: bytes, lines: int, width: int, crlf: bool, spec: BlockSpec) -> bool:
@@ -138,7 +145,7 @@ def _contains(haystack: bytes, needle: bytes) -> bool:
     return pattern.search(haystack) is not None
 
 
-def _variable_width_valid(blk: bytes, lines: int, crlf: bool, spec: BlockSpec) -> bool:
+def _variable_width_lines(blk: bytes, crlf: bool, spec: BlockSpec) -> int | None:
     """Lines of different lengths: check the shape with ``translate``, then the fields.
 
     Identifiers with a format (MOBILE, USER_ID, EMAIL) are checked with one regex search over the
@@ -148,21 +155,21 @@ def _variable_width_valid(blk: bytes, lines: int, crlf: bool, spec: BlockSpec) -
     """
     eol = b"\r\n" if crlf else b"\n"
     k = spec.columns
-    # The shape proves the column count of every line; with as many CRLFs as lines, every CR ends a line
-    # (the shape alone would accept "a,b\rc\n").
-    if blk.translate(None, _NOT_STRUCTURE) != (b"," * (k - 1) + eol) * lines:
-        return False
-    if crlf and blk.count(b"\r\n") != lines:
-        return False
+    # The shape proves the column count of every line (and gives the number of lines); with as many
+    # CRLFs as lines, every CR ends a line (the shape alone would accept "a,b\rc\n").
+    shape, line_shape = blk.translate(None, _NOT_STRUCTURE), b"," * (k - 1) + eol
+    lines = len(shape) // len(line_shape)
+    if shape != line_shape * lines or (crlf and blk.count(b"\r\n") != lines):
+        return None
     if spec.id_type in _ID_FIELDS:
-        return _lines_valid(blk, spec)
+        return lines if _lines_valid(blk, spec) else None
     text = b"\n" + blk
     required = [spec.code_column] + ([spec.id_column] if spec.id_column is not None else [])
     for col in required:
         left, right = (b"\n" if col == 0 else b","), (b"," if col < k - 1 else eol)
         if _contains(text, left + right):
-            return False
-    return True
+            return None
+    return lines
 
 
 _LINE_CHECKS: dict[BlockSpec, re.Pattern[bytes]] = {}
