@@ -2,8 +2,9 @@
 
 A per-row Python loop costs more than :mod:`csv` itself, so the common case (no quotes, ASCII,
 one line ending, every row well formed) is proven valid with whole-chunk operations that run in C:
-``bytes.count``, ``bytes.translate``, strided slices and literal searches. Each function here only
-answers *"is this whole block certainly valid?"*. When the answer is ``False`` the caller re-scans
+``bytes.count``, ``bytes.translate``, strided slices, literal searches, and for identifiers of
+variable width one regex search per block that can only stop at a bad line. Each function here only
+answers *"is this whole block certainly valid?"*. When the answer is "no" the caller re-scans
 the block row by row to find (and name) the offending rows, so a false negative costs time, never
 correctness.
 """
