@@ -348,14 +348,7 @@ class CapillaryHook(BaseHook):
             json={"key": conn.login, "secret": conn.password},
             timeout=self.timeout,
         )
-        body = self._body(response)
-        if not isinstance(body, dict):
-            raise _TransientApiError(
-                f"Capillary answered the token request with a body that is not JSON: {self._quote(response)!r}",
-                status_code=response.status_code,
-                request_id=_request_id(response),
-                retry_after=_retry_after(response),
-            )
+        body = self._envelope(response, "token request")
         data = body.get("data")
         if isinstance(data, dict) and data.get("accessToken"):
             token = str(data["accessToken"])
@@ -430,13 +423,23 @@ class CapillaryHook(BaseHook):
         """The start of an unreadable answer, for an error message, redacted."""
         return self._redact(response.text, response)[:200]
 
-    @staticmethod
-    def _body(response: requests.Response) -> Any:
-        """The JSON body, or None when the answer is not JSON (a proxy's error page, a cut answer)."""
+    def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """The answer's JSON object; an unreadable answer (a proxy's error page, a cut body) is transient.
+
+        Nothing says whether Capillary acted on such a request: safe calls are retried, an upload is not.
+        """
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
-            return None
+            body = None
+        if not isinstance(body, dict):
+            raise _TransientApiError(
+                f"Capillary {what} failed: the answer is not JSON: {self._quote(response)!r}",
+                status_code=response.status_code,
+                request_id=_request_id(response),
+                retry_after=_retry_after(response),
+            )
+        return body
 
     def _raise_for_status(self, response: requests.Response, message: str) -> None:
         status, request_id = response.status_code, _request_id(response)
@@ -455,18 +458,10 @@ class CapillaryHook(BaseHook):
 
     def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
         """Check Capillary's envelope and return its ``result``: ``success: false`` fails on any HTTP status."""
-        body = self._body(response)
-        if isinstance(body, dict) and body.get("success") is True and response.ok:
+        body = self._envelope(response, what)
+        if body.get("success") is True and response.ok:
             result = body.get("result")
             return result if isinstance(result, dict) else {}
-        if not isinstance(body, dict):
-            # Unreadable: nothing says whether Capillary acted on the request; safe calls are retried.
-            raise _TransientApiError(
-                f"Capillary {what} failed: the answer is not JSON: {self._quote(response)!r}",
-                status_code=response.status_code,
-                request_id=_request_id(response),
-                retry_after=_retry_after(response),
-            )
         message = self._redact(str(body.get("message") or response.reason), response)
         self._raise_for_status(response, f"Capillary {what} failed: {message}")
         raise CapillaryApiError(
