@@ -21,8 +21,9 @@ pytestmark = pytest.mark.e2e
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "example_dags"
 OPERATOR_DAG, SENSOR_DAG = "capillary_coupon_upload_deferrable", "capillary_coupon_upload_sensor"
 ROWS = 300
-STEP_SECONDS = 2.0
-"""A job needs three steps (6 s) to finish and the DAGs poll every second: each wait polls several times."""
+STEP_SECONDS = 5.0
+"""A job needs three steps (15 s) to finish and the DAGs poll every second: each wait polls several times,
+even on a loaded machine where starting the next task takes a few seconds."""
 WAITING_POLLS = 3
 """Status calls the trigger makes at least, besides the look-up before the upload and the check before deferring."""
 
