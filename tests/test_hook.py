@@ -227,6 +227,30 @@ def test_token_is_cached_between_calls(hook: CapillaryHook, m: rm.Mocker, clock:
     assert (first, second, token.call_count) == ("tok-1", "tok-1", 1)
 
 
+def test_hooks_of_one_process_share_a_token_for_the_same_credentials(hook: CapillaryHook, m: rm.Mocker) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    tokens = [hook.get_token(), CapillaryHook().get_token()]
+    assert (tokens, token.call_count) == (["tok-1", "tok-1"], 1)
+
+
+def test_a_changed_client_secret_gets_its_own_token(
+    hook: CapillaryHook, m: rm.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    set_connection(monkeypatch, password="a-rotated-client-secret")
+    assert CapillaryHook().get_token() == "tok-2"
+
+
+def test_a_refused_token_is_dropped_for_every_hook_of_the_process(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    other = CapillaryHook()
+    other.get_token()
+    hook.get_token()
+    hook.invalidate_token()
+    assert other.get_token() == "tok-2"
+
+
 def test_token_is_kept_until_shortly_before_ttl_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
     token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=3600)}, {"json": token_body("tok-2")}])
     hook.get_token()

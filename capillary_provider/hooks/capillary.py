@@ -7,6 +7,7 @@ its methods; nothing else builds a URL or sees a token.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
@@ -212,6 +213,40 @@ def _base_url(host: str) -> str:
     return host if "://" in host else f"https://{host}"
 
 
+class _TokenCache:
+    """Tokens shared by every hook of the process, keyed by API host, client key and secret digest.
+
+    A triggerer runs many deferred waits in one process: each fetching its own token would cost a
+    token call per wait, and every new token grows the secrets masker, whose cost grows with each
+    secret it holds. ``lock`` is held while a token is fetched, so concurrent hooks wait for one fetch.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def get(self, key: tuple[str, str, str]) -> str | None:
+        token, renew_at = self._tokens.get(key, (None, 0.0))
+        return token if time.monotonic() < renew_at else None
+
+    def put(self, key: tuple[str, str, str], token: str, ttl: float) -> None:
+        """Keep ``token`` until ``ttl`` minus a lead time, so no request leaves with an expiring token."""
+        lead = min(TOKEN_REFRESH_LEAD_SECONDS, ttl / 5)
+        self._tokens[key] = (token, time.monotonic() + ttl - lead)
+
+    def discard(self, key: tuple[str, str, str], token: str | None) -> None:
+        """Forget ``key``'s token if it is still ``token`` (another hook may have renewed it already)."""
+        if token is None or self._tokens.get(key, ("", 0.0))[0] == token:
+            self._tokens.pop(key, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._tokens.clear()
+
+
+_TOKENS = _TokenCache()
+
+
 class CapillaryHook(BaseHook):
     """Talk to Capillary's coupon upload API with an Airflow connection of type ``capillary``.
 
@@ -245,8 +280,6 @@ class CapillaryHook(BaseHook):
         self.retry_limit = retry_limit
         self.retry_max_wait = retry_max_wait
         self._token: str | None = None
-        self._token_renew_at = 0.0
-        self._token_lock = threading.Lock()
         self._aborted = threading.Event()
 
     # -- connection form (Airflow 3.1) -------------------------------------------------------------
@@ -315,26 +348,37 @@ class CapillaryHook(BaseHook):
     def get_token(self) -> str:
         """Return a valid OAuth token, asking Capillary for a new one when the cached one is about to expire.
 
-        The token is handed to ``mask_secret`` the moment it arrives, so it is masked in every log.
+        Tokens are cached per process and credentials (see :class:`_TokenCache`), so the hooks of many
+        tasks or deferred waits in one process share one token. A new token is handed to
+        ``mask_secret`` the moment it arrives, so it is masked in every log.
         """
-        with self._token_lock:
-            if self._token is None or time.monotonic() >= self._token_renew_at:
+        key = self._token_key()
+        with _TOKENS.lock:
+            token = _TOKENS.get(key)
+            if token is None:
                 try:
-                    self._token, ttl = self._retrying(self._generate_token)
+                    token, ttl = self._retrying(self._generate_token)
                 except (requests.RequestException, _TransientApiError) as exc:
                     # Already retried here: callers must not retry it again (their retries wrap this call).
                     raise CapillaryApiError(
                         f"No token from {self.api_url}{TOKEN_ENDPOINT} after {self.retry_limit} attempts: {exc}",
                         status_code=getattr(exc, "http_status", None),
                     ) from exc
-                lead = min(TOKEN_REFRESH_LEAD_SECONDS, ttl / 5)
-                self._token_renew_at = time.monotonic() + ttl - lead
-            return self._token
+                _TOKENS.put(key, token, ttl)
+            self._token = token
+            return token
 
     def invalidate_token(self) -> None:
-        """Forget the cached token; the next call asks for a new one."""
-        with self._token_lock:
+        """Forget the cached token (Capillary refused it); the next call asks for a new one."""
+        with _TOKENS.lock:
+            _TOKENS.discard(self._token_key(), self._token)
             self._token = None
+
+    def _token_key(self) -> tuple[str, str, str]:
+        """Whose token: the API host and client key, and a digest of the secret (a changed secret is a new key)."""
+        conn = self.connection
+        secret_digest = hashlib.sha256((conn.password or "").encode()).hexdigest()
+        return self.api_url, conn.login or "", secret_digest
 
     def _generate_token(self) -> tuple[str, float]:
         conn = self.connection
