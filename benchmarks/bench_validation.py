@@ -1,6 +1,6 @@
 """Rows per second of :func:`scan_coupon_file` against a plain ``csv.reader`` loop over the same file.
 
-Run: ``python benchmarks/bench_validation.py [--rows N] [--repeat R] [--path DIR]``. Each case
+Run: ``python benchmarks/bench_validation.py [--rows N] [--repeat R] [--path DIR] [--only TEXT]``. Each case
 writes a file, then alternates the two readers ``--repeat`` times and keeps each one's best time.
 Rows per second and the ratio are wall-clock; the CPU ratio (``time.process_time``) is the same
 comparison in CPU seconds, which other processes on a busy machine disturb much less.
@@ -81,6 +81,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--path", type=Path, default=None, help="directory for the generated files")
+    parser.add_argument("--only", default="", help="run only the cases whose label contains this text")
     args = parser.parse_args()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cases = [
@@ -94,6 +95,7 @@ def main() -> int:
         ("EMAIL,code LF, variable width", 2, "\n", True, "EMAIL", 0),
         ("USER_ID,code LF, variable width", 2, "\n", True, "USER_ID", 0),
     ]
+    cases = [case for case in cases if args.only in case[0]]
     with tempfile.TemporaryDirectory(dir=args.path) as tmp:
         print(f"{args.rows:,} rows, best of {args.repeat}, python {sys.version.split()[0]}")
         header = (

@@ -34,10 +34,13 @@ LAYOUTS = [
     ("MOBILE", 3, 2),
     ("EMAIL", 2, 0),
     ("EMAIL", 2, 1),
+    ("EMAIL", 3, 1),
+    ("EMAIL", 3, 2),
     ("USER_ID", 2, 0),
+    ("USER_ID", 2, 1),
     ("EXTERNAL_ID", 2, 0),
 ]
-MUTATIONS = ["", "+", "@", ".", ",", " ", "\x1c", "\r", "0", "x", "++", "@@", ".."]
+MUTATIONS = ["", "+", "@", ".", ",", " ", "\x1c", "\r", "0", "x", "++", "@@", "..", "\r\n", "\n", ".,", "@.", ",@"]
 
 
 def identifier(kind: str, rng: random.Random) -> str:
@@ -125,3 +128,59 @@ def test_scan_fails_exactly_when_a_row_is_bad(kind: str, columns: int, id_column
         if scanned_valid != reference_valid(text, spec):
             disagreements.append(text)
     assert disagreements == []
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_email_blocks_with_at_signs_in_codes_take_the_fast_path(eol: str) -> None:
+    rng = random.Random(3)
+    lines = [f"{identifier('EMAIL', rng)},{rng.choice(['AB@C', 'X1', '@@', 'Q.@'])}{eol}" for _ in range(300)]
+    blk = "".join(lines).encode()
+    assert block_is_valid(blk, blk.count(b"\n"), spec_of("EMAIL", 2, 0))
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_fixed_width_email_blocks_take_the_fast_path(eol: str) -> None:
+    blk = "".join(f"user{i:04d}@shop.example.in,CODE{i:05d}{eol}" for i in range(300)).encode()
+    assert block_is_valid(blk, blk.count(b"\n"), spec_of("EMAIL", 2, 0))
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+def test_scan_of_crlf_files_fails_exactly_when_a_row_is_bad(kind: str, columns: int, id_column: int) -> None:
+    rng = random.Random(f"crlf{kind}{columns}{id_column}")
+    spec = spec_of(kind, columns, id_column)
+    header = ",".join(f"c{col}" for col in range(columns)) + "\r\n"
+    disagreements = []
+    for _ in range(150):
+        text = make_block(kind, columns, id_column, 40, "\r\n", rng)
+        at = rng.randrange(len(text) - 2)
+        text = text[:at] + rng.choice(MUTATIONS) + text[at + rng.randint(0, 2) :]
+        if not text.endswith("\n") or text.endswith("\n\n") or text.endswith("\n\r\n") or '"' in text:
+            continue
+        try:
+            scan_coupon_file(
+                io.BytesIO((header + text).encode()),
+                name="c.csv",
+                customer_identifier=kind,
+                customer_identifier_column=id_column,
+            )
+            scanned_valid = True
+        except CouponFileError:
+            scanned_valid = False
+        if scanned_valid != reference_valid(text, spec):
+            disagreements.append(text)
+    assert disagreements == []
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+@pytest.mark.parametrize("line", [0, 7, 49])
+def test_fast_path_rejects_a_block_with_one_empty_code(
+    kind: str, columns: int, id_column: int, eol: str, line: int
+) -> None:
+    spec = spec_of(kind, columns, id_column)
+    lines = make_block(kind, columns, id_column, 50, eol, random.Random(5)).splitlines(keepends=True)
+    fields = lines[line].removesuffix(eol).split(",")
+    fields[spec.code_column] = ""
+    lines[line] = ",".join(fields) + eol
+    blk = "".join(lines).encode()
+    assert not block_is_valid(blk, blk.count(b"\n"), spec)
