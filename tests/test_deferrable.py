@@ -6,9 +6,6 @@ event goes through JSON, as it does through the metadata database.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from tests.conftest import FakeTaskInstance, mobile_rows
+from tests.faultkit import run_trigger_of
 
 try:  # Airflow >= 3.2
     from airflow.sdk.exceptions import TaskDeferred
@@ -61,21 +59,8 @@ def defer(operator: CouponUploadOperator, context: dict[str, Any]) -> TaskDeferr
     return deferred.value
 
 
-def run_trigger(deferred: TaskDeferred) -> dict[str, Any]:
-    """What the triggerer does: rebuild the trigger from its serialised form, run it, store the event."""
-    classpath, kwargs = deferred.trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    trigger = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
-
-    async def first_event() -> Any:
-        return await anext(trigger.run())
-
-    payload: dict[str, Any] = json.loads(json.dumps(asyncio.run(first_event()).payload))
-    return payload
-
-
 def resume(operator: CouponUploadOperator, deferred: TaskDeferred, context: dict[str, Any]) -> dict[str, Any]:
-    event = run_trigger(deferred)
+    event = run_trigger_of(deferred)
     result: dict[str, Any] = getattr(operator, deferred.method_name)(context, event=event)
     return result
 
