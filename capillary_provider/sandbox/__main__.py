@@ -97,19 +97,23 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m capillary_provider.sandbox",
         description="Local emulator of Capillary's coupon upload endpoints.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", type=Path)
-    parser.add_argument("--key", default="sandbox-key")
-    parser.add_argument("--secret", default="sandbox-secret")
-    parser.add_argument("--token-ttl", type=float, default=3600.0)
-    parser.add_argument("--token-prefix", default="sbx-tok-")
-    parser.add_argument("--step-seconds", type=float, default=1.0)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--existing-codes", type=Path)
-    parser.add_argument("--fault", action="append", default=[], metavar="JSON")
-    parser.add_argument(
-        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug", "trace"]
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    add("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    add("--port-file", type=Path, help="write the sandbox's URL to this file once it listens")
+    add("--key", default="sandbox-key", help="the client key it accepts (default: %(default)s)")
+    add("--secret", default="sandbox-secret", help="the client secret it accepts (default: %(default)s)")
+    add("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds (default: %(default)s)")
+    add("--token-prefix", default="sbx-tok-", help="start of every token it issues (default: %(default)s)")
+    add("--step-seconds", type=float, default=1.0, help="seconds per job state change (default: %(default)s)")
+    add("--data-dir", type=Path, help="where uploaded and error files go (default: a temporary folder)")
+    add("--existing-codes", type=Path, help="file of codes, one per line, already in every series")
+    add("--fault", action="append", default=[], metavar="JSON", help="a fault rule to start with (repeatable)")
+    add(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default: %(default)s)",
     )
     return parser.parse_args(argv)
 
