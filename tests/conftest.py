@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -63,6 +64,18 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
 def mobile_rows(count: int, start: int = 0, prefix: str = "C") -> list[tuple[str, str]]:
     """``count`` valid (mobile, code) rows with distinct codes."""
     return [(f"9198{n:08d}", f"{prefix}{n:09d}") for n in range(start, start + count)]
+
+
+class RecordingFile(io.BytesIO):
+    """A binary file that remembers the size of every read asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_sizes: list[int | None] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.read_sizes.append(size)
+        return super().read(size)
 
 
 class FakeTaskInstance(SimpleNamespace):

@@ -25,6 +25,7 @@ from capillary_provider.exceptions import (
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
+from tests.conftest import RecordingFile
 
 API = "https://api.example.com"
 COUPONS = "https://coupons.example.com"
@@ -105,18 +106,6 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
-
-
-class RecordingFile(io.BytesIO):
-    """A binary file that remembers the size of every read asked of it."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.read_sizes: list[int | None] = []
-
-    def read(self, size: int | None = -1) -> bytes:
-        self.read_sizes.append(size)
-        return super().read(size)
 
 
 def capture_bodies(bodies: list[bytes], chunk: int = 4096) -> Callable[[Any, Any], dict[str, Any]]:
@@ -677,38 +666,27 @@ def test_upload_is_not_retried_after_a_5xx(
     assert posted.call_count == 1
 
 
-def test_upload_is_not_retried_after_the_connection_broke(
-    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param({"exc": requests.ConnectionError("Connection aborted.")}, requests.ConnectionError, id="broken"),
+        pytest.param({"exc": requests.ReadTimeout("no answer")}, requests.ReadTimeout, id="read-timeout"),
+        pytest.param({"status_code": 200, "text": '{"success": true, "resu'}, CapillaryApiError, id="unreadable"),
+    ],
+)
+def test_upload_is_not_retried_once_the_body_may_have_been_stored(
+    hook: CapillaryHook,
+    m: rm.Mocker,
+    tmp_path: Path,
+    sleeps: list[float],
+    answer: dict[str, Any],
+    error: type[Exception],
 ) -> None:
     m.post(TOKEN_URL, json=token_body("tok-1"))
-    posted = m.post(UPLOAD_URL, exc=requests.ConnectionError("Connection aborted."))
+    posted = m.post(UPLOAD_URL, **answer)
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
-    with pytest.raises(requests.ConnectionError):
-        upload(hook, path)
-    assert posted.call_count == 1
-
-
-def test_upload_is_not_retried_after_a_read_timeout(
-    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
-) -> None:
-    m.post(TOKEN_URL, json=token_body("tok-1"))
-    posted = m.post(UPLOAD_URL, exc=requests.ReadTimeout("no answer"))
-    path = tmp_path / "c.csv"
-    path.write_bytes(CSV)
-    with pytest.raises(requests.ReadTimeout):
-        upload(hook, path)
-    assert posted.call_count == 1
-
-
-def test_upload_is_not_retried_after_an_unreadable_answer(
-    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
-) -> None:
-    m.post(TOKEN_URL, json=token_body("tok-1"))
-    posted = m.post(UPLOAD_URL, status_code=200, text='{"success": true, "resu')
-    path = tmp_path / "c.csv"
-    path.write_bytes(CSV)
-    with pytest.raises(CapillaryApiError):
+    with pytest.raises(error):
         upload(hook, path)
     assert posted.call_count == 1
 

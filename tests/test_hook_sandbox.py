@@ -18,7 +18,7 @@ from capillary_provider.exceptions import CapillaryApiError, CapillaryAuthError
 from capillary_provider.hooks.capillary import UPLOAD_BLOCK_SIZE, CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import RecordingFile, mobile_rows
 
 pytestmark = pytest.mark.integration
 
@@ -71,18 +71,6 @@ def wait_terminal(hook: CapillaryHook, job_id: int) -> UploadJob:
 def stored_bytes(sandbox: SandboxClient, job_id: int) -> bytes:
     [job] = [job for job in sandbox.jobs() if job["jobId"] == job_id]
     return Path(job["storedPath"]).read_bytes()
-
-
-class RecordingFile(io.BytesIO):
-    """A binary file that remembers the size of every read asked of it."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.read_sizes: list[int | None] = []
-
-    def read(self, size: int | None = -1) -> bytes:
-        self.read_sizes.append(size)
-        return super().read(size)
 
 
 # -- token and connection test ----------------------------------------------------------------------
