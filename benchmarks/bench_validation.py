@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from capillary_provider.coupon_csv import scan_coupon_file
+from capillary_provider.coupon_file import scan_coupon_file
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _DOMAINS = ("example.com", "mail.example.co.in", "shop.example.org")

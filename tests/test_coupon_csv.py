@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from capillary_provider.coupon_csv import (
+from capillary_provider.coupon_file import (
     Batch,
     BatchReader,
-    CouponFilePlan,
+    FilePlan,
     open_coupon_source,
     scan_coupon_file,
 )
@@ -20,7 +20,7 @@ from capillary_provider.exceptions import CouponFileError
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
 
-def scan(data: bytes, identifier: str = "MOBILE", column: int | None = 0, **kwargs: object) -> CouponFilePlan:
+def scan(data: bytes, identifier: str = "MOBILE", column: int | None = 0, **kwargs: object) -> FilePlan:
     return scan_coupon_file(
         io.BytesIO(data),
         name="coupons.csv",
@@ -36,7 +36,7 @@ def scan_error(data: bytes, identifier: str = "MOBILE", column: int | None = 0, 
     return str(info.value)
 
 
-def batch_bytes(data: bytes, plan: CouponFilePlan) -> list[bytes]:
+def batch_bytes(data: bytes, plan: FilePlan) -> list[bytes]:
     stream = io.BytesIO(data)
     return [BatchReader(stream, plan.header, batch).read() for batch in plan.batches]
 
@@ -298,7 +298,7 @@ def test_gzip_source_is_decompressed_via_open_coupon_source(tmp_path: Path) -> N
         assert batch_bytes_from(stream, plan) == [GOOD]
 
 
-def batch_bytes_from(stream: io.BufferedIOBase | object, plan: CouponFilePlan) -> list[bytes]:
+def batch_bytes_from(stream: io.BufferedIOBase | object, plan: FilePlan) -> list[bytes]:
     return [BatchReader(stream, plan.header, b).read() for b in plan.batches]  # type: ignore[arg-type]
 
 

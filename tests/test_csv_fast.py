@@ -1,6 +1,6 @@
-"""The whole-block fast checks of ``_csv_fast``: taken for valid variable-width files, never wrong.
+"""The whole-block fast checks of ``coupon_file.fast``: taken for valid variable-width files, never wrong.
 
-``block_is_valid`` may only say "certainly valid" (then no row is checked one by one) or "look row
+``valid_block_lines`` may only say "certainly valid" (then no row is checked one by one) or "look row
 by row". These tests pin both halves: valid blocks of every identifier type and column position
 take the fast path, and no mutated block that a plain per-row reference check rejects is ever
 accepted by it; end to end, ``scan_coupon_file`` fails exactly when the reference finds a bad row.
@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from capillary_provider._csv_fast import BlockSpec, block_is_valid
-from capillary_provider.coupon_csv import scan_coupon_file
+from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
+from capillary_provider.coupon_file import scan_coupon_file
 from capillary_provider.exceptions import CouponFileError
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -83,7 +83,7 @@ def reference_valid(text: str, spec: BlockSpec) -> bool:
 @pytest.mark.parametrize("eol", ["\n", "\r\n"])
 def test_valid_variable_width_blocks_take_the_fast_path(kind: str, columns: int, id_column: int, eol: str) -> None:
     blk = make_block(kind, columns, id_column, 500, eol, random.Random(1)).encode()
-    assert block_is_valid(blk, blk.count(b"\n"), spec_of(kind, columns, id_column))
+    assert valid_block_lines(blk, spec_of(kind, columns, id_column)) == blk.count(b"\n")
 
 
 @pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
@@ -98,7 +98,7 @@ def test_fast_path_never_accepts_a_block_with_a_bad_row(kind: str, columns: int,
         if not text.endswith("\n"):
             continue  # blocks always end with a line ending
         blk = text.encode()
-        if block_is_valid(blk, blk.count(b"\n"), spec) and not reference_valid(text, spec):
+        if valid_block_lines(blk, spec) == blk.count(b"\n") and not reference_valid(text, spec):
             accepted_bad.append(text)
     assert accepted_bad == []
 
@@ -135,13 +135,13 @@ def test_email_blocks_with_at_signs_in_codes_take_the_fast_path(eol: str) -> Non
     rng = random.Random(3)
     lines = [f"{identifier('EMAIL', rng)},{rng.choice(['AB@C', 'X1', '@@', 'Q.@'])}{eol}" for _ in range(300)]
     blk = "".join(lines).encode()
-    assert block_is_valid(blk, blk.count(b"\n"), spec_of("EMAIL", 2, 0))
+    assert valid_block_lines(blk, spec_of("EMAIL", 2, 0)) == blk.count(b"\n")
 
 
 @pytest.mark.parametrize("eol", ["\n", "\r\n"])
 def test_fixed_width_email_blocks_take_the_fast_path(eol: str) -> None:
     blk = "".join(f"user{i:04d}@shop.example.in,CODE{i:05d}{eol}" for i in range(300)).encode()
-    assert block_is_valid(blk, blk.count(b"\n"), spec_of("EMAIL", 2, 0))
+    assert valid_block_lines(blk, spec_of("EMAIL", 2, 0)) == blk.count(b"\n")
 
 
 @pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
@@ -183,4 +183,4 @@ def test_fast_path_rejects_a_block_with_one_empty_code(
     fields[spec.code_column] = ""
     lines[line] = ",".join(fields) + eol
     blk = "".join(lines).encode()
-    assert not block_is_valid(blk, blk.count(b"\n"), spec)
+    assert valid_block_lines(blk, spec) != blk.count(b"\n")

@@ -187,7 +187,7 @@ CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
 
-    from capillary_provider.coupon_csv import BatchReader
+    from capillary_provider.coupon_file import BatchReader
     from tests.conftest import FakeTaskInstance
     from tests.faultkit import make_operator
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from capillary_provider.coupon_csv import BatchReader
+from capillary_provider.coupon_file import BatchReader
 from capillary_provider.exceptions import CouponUploadAborted
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient

@@ -1,34 +1,20 @@
-"""Chunk-level fast checks for :mod:`capillary_provider.coupon_csv`.
+"""Whole-block fast checks: is this block of rows *certainly* valid?
 
 A per-row Python loop costs more than :mod:`csv` itself, so the common case (no quotes, ASCII,
 one line ending, every row well formed) is proven valid with whole-chunk operations that run in C:
 ``bytes.count``, ``bytes.translate``, strided slices, literal searches, and for identifiers of
 variable width one regex search per block that can only stop at a bad line. Each function here only
 answers *"is this whole block certainly valid?"*. When the answer is "no" the caller re-scans
-the block row by row to find (and name) the offending rows, so a false negative costs time, never
-correctness.
+the block row by row (:mod:`capillary_provider.coupon_file.rows`) to find and name the offending
+rows, so a false negative costs time, never correctness.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from capillary_provider.exceptions import CouponFileError
-
-__all__ = [
-    "Batcher",
-    "BlockSpec",
-    "block_is_valid",
-    "first_record_end",
-    "keep_blank_tail",
-    "last_record_end",
-    "nth_line_end",
-    "split_records",
-    "unquote",
-    "valid_block_lines",
-]
+__all__ = ["BlockSpec", "valid_block_lines"]
 
 _DIGITS = b"0123456789"
 _WHITESPACE = (b" ", b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
@@ -48,7 +34,6 @@ _ID_FIELDS = {
     # neither its first nor its last character.
     "EMAIL": rb"[^@,\r\n]++@[^@,\r\n][^@,.\r\n]*+\.[^@,\r\n]++",
 }
-_FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"|[^,"\r\n]*')
 
 
 @dataclass(frozen=True)
@@ -65,11 +50,6 @@ class BlockSpec:
     code_column: int
     id_column: int | None
     id_type: str
-
-
-def block_is_valid(blk: bytes, lines: int, spec: BlockSpec) -> bool:
-    """Prove, without a per-row loop, that every one of the ``lines`` lines of ``blk`` is a valid record."""
-    return valid_block_lines(blk, spec) == lines
 
 
 def valid_block_lines(blk: bytes, spec: BlockSpec) -> int | None:
@@ -252,127 +232,3 @@ def _line_check(spec: BlockSpec, crlf: bool, one_at: bool) -> tuple[bytes, bytes
     if crlf:
         return rb"\r(?!\n(?:\Z|" + body + b"))", b"\r\n", 0
     return rb"\n(?!" + body + b")", b"\n", 1
-
-
-def nth_line_end(blk: bytes, n: int) -> int:
-    """Offset just past the ``n``-th ``\\n`` of ``blk`` (1-based), or ``len(blk)`` if it has fewer.
-
-    Bisects with ``bytes.count`` (C speed) down to a small window, then steps with ``find``: about
-    two passes over the block per batch boundary instead of one Python step per row.
-    """
-    lo, hi, need = 0, len(blk), n
-    while hi - lo > 65536:
-        mid = (lo + hi) // 2
-        found = blk.count(b"\n", lo, mid)
-        if found >= need:
-            hi = mid
-        else:
-            need -= found
-            lo = mid
-    pos = lo
-    for _ in range(need):
-        nl = blk.find(b"\n", pos, hi)
-        if nl < 0:
-            return len(blk)
-        pos = nl + 1
-    return pos
-
-
-def split_records(blk: bytes, row: int, name: str, final: bool) -> Iterator[tuple[int, list[bytes]]]:
-    """Split ``blk`` into RFC 4180 records: yield ``(offset past the record, raw fields)``.
-
-    A regex matches one field at a time (a quoted field may hold commas, ``""`` and newlines), so
-    the record boundaries are the same as the quote-parity cut used to split the stream into blocks.
-    """
-    pos, size = 0, len(blk)
-    while pos < size:
-        fields = []
-        while True:
-            match = _FIELD.match(blk, pos)
-            assert match is not None  # the unquoted alternative matches the empty string
-            fields.append(match.group())
-            pos = match.end()
-            nxt = blk[pos : pos + 1]
-            if nxt == b",":
-                pos += 1
-            elif nxt == b"\n" or nxt == b"":
-                pos += 1
-                break
-            elif blk.startswith(b"\r\n", pos):
-                pos += 2
-                break
-            elif nxt == b'"' and final and blk.find(b'"', pos + 1) < 0 and not match.group():
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} opens a quoted field that is never closed. Close the quote."
-                )
-            elif nxt == b'"':
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} has a stray double quote (inside an unquoted field or after a closing "
-                    'quote). Enclose such fields in double quotes and double the quotes inside them ("").',
-                )
-            else:
-                raise CouponFileError(f"{name}: " + f"row {row} contains a carriage return that does not end a line.")
-        yield min(pos, size), fields
-        row += 1
-
-
-def unquote(field: bytes) -> bytes:
-    return field[1:-1].replace(b'""', b'"') if field.startswith(b'"') else field
-
-
-def last_record_end(buf: bytes) -> int:
-    """End of the last complete record in ``buf`` (0 if none): the last newline outside quotes."""
-    nl = buf.rfind(b"\n")
-    if nl < 0 or b'"' not in buf:
-        return nl + 1
-    total, after = buf.count(b'"'), buf.count(b'"', nl)
-    while (total - after) % 2:
-        prev = buf.rfind(b"\n", 0, nl)
-        if prev < 0:
-            return 0
-        after += buf.count(b'"', prev, nl)
-        nl = prev
-    return nl + 1
-
-
-def keep_blank_tail(buf: bytes, cut: int) -> int:
-    """Move ``cut`` before trailing empty lines: they are fine at EOF, errors if more rows follow."""
-    if not (buf.endswith(b"\n\n", 0, cut) or buf.endswith(b"\n\r\n", 0, cut)):
-        return cut
-    start = len(buf[:cut].rstrip(b"\r\n"))
-    return start + (2 if buf.startswith(b"\r\n", start) else 1) if start else 0
-
-
-def first_record_end(buf: bytes) -> int:
-    """End of the first complete record in ``buf`` (0 if none): the first newline outside quotes."""
-    nl, quotes, start = buf.find(b"\n"), 0, 0
-    while nl >= 0:
-        quotes += buf.count(b'"', start, nl)
-        if quotes % 2 == 0:
-            return nl + 1
-        start, nl = nl, buf.find(b"\n", nl + 1)
-    return 0
-
-
-class Batcher:
-    def __init__(self, size: int, start: int) -> None:
-        self.size, self.start, self.rows, self.first_row = size, start, 0, 2
-        self.batches: list[tuple[int, int, int, int, int]] = []  # Batch fields
-
-    def _close(self, end: int) -> None:
-        part = len(self.batches) + 1
-        self.batches.append((part, self.start, end, self.rows, self.first_row))
-        self.start, self.first_row, self.rows = end, self.first_row + self.rows, 0
-
-    def add_block(self, offset: int, count: int, end_of: Callable[[int], int]) -> None:
-        """Add ``count`` records; ``end_of(j)`` is the block offset just past its ``j``-th record."""
-        done = 0
-        while self.rows + count - done >= self.size:
-            done += self.size - self.rows
-            self.rows = self.size
-            self._close(offset + end_of(done))
-        self.rows += count - done
-
-    def finish(self, end: int) -> None:
-        if self.rows:
-            self._close(end)

@@ -1,0 +1,28 @@
+"""Coupon files: open them, validate them and plan their batches in one streaming pass, serve each batch.
+
+One module per concern: :mod:`.records` splits records, :mod:`.fast` proves whole blocks valid,
+:mod:`.rows` holds each upload kind's row checks, :mod:`.scan` validates and plans the batches,
+:mod:`.sources` opens sources and serves batches.
+"""
+
+from capillary_provider.coupon_file.rows import CouponRows, RowRules
+from capillary_provider.coupon_file.scan import (
+    DEFAULT_BATCH_SIZE,
+    Batch,
+    FilePlan,
+    scan_coupon_file,
+    scan_file,
+)
+from capillary_provider.coupon_file.sources import BatchReader, open_coupon_source
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Batch",
+    "BatchReader",
+    "CouponRows",
+    "FilePlan",
+    "RowRules",
+    "open_coupon_source",
+    "scan_coupon_file",
+    "scan_file",
+]

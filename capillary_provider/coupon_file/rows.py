@@ -1,0 +1,147 @@
+"""Row checks: what a valid header and a valid row of each upload kind's CSV hold, with the fix for each problem.
+
+The scan (:mod:`capillary_provider.coupon_file.scan`) is the same for every kind; it asks a
+:class:`RowRules` what the header must hold, which rows the whole-block fast checks may prove
+(:attr:`RowRules.spec`), and what is wrong with a row it looks at one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from capillary_provider.coupon_file.fast import BlockSpec
+from capillary_provider.coupon_file.records import split_records, unquote
+from capillary_provider.exceptions import CouponFileError
+from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, IdentifierType
+
+EXAMPLES = 10
+"""Row numbers quoted per kind of problem; the rest are counted."""
+
+
+def fail(name: str, problem: str) -> CouponFileError:
+    """The error for a problem of file ``name``: the message starts with the file."""
+    return CouponFileError(f"{name}: {problem}")
+
+
+class Problems:
+    """Collects row-level problems of each kind over the whole file (count + first examples)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kinds: dict[str, tuple[str, str, list[int], list[str]]] = {}
+
+    def add(self, key: str, what: str, fix: str, row: int, example: str | None = None) -> None:
+        """Count one row with problem ``key``: ``what`` is wrong, ``fix`` says what to do."""
+        entry = self.kinds.setdefault(key, (what, fix, [0], []))
+        entry[2][0] += 1
+        if len(entry[3]) < EXAMPLES:
+            entry[3].append(example or str(row))
+
+    def raise_if_any(self) -> None:
+        messages = []
+        for what, fix, count, examples in self.kinds.values():
+            n = count[0]
+            more = f" and {n - len(examples):,} more" if n > len(examples) else ""
+            rows = f"{'rows' if n > 1 else 'row'} {', '.join(examples)}{more}"
+            verb = f"{n:,} rows have" if n > 1 else "1 row has"
+            messages.append(f"{self.name}: {verb} {what}: {rows}. {fix}")
+        if messages:
+            raise CouponFileError("\n".join(messages))
+
+
+def parse_header(name: str, line: bytes) -> tuple[list[str], str]:
+    """The header row's cells, and a hint when its delimiter looks wrong (empty if not)."""
+    if b"\x00" in line:
+        raise fail(name, "row 1 contains NUL bytes: is this a CSV of coupon codes?")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(name, "row 1 is not valid UTF-8 text. Save the file as UTF-8.") from exc
+    ((_, raw),) = list(split_records(line, 1, name, final=True))
+    header = [unquote(f).decode("utf-8") for f in raw]
+    hint = ""
+    if len(header) == 1 and (";" in text or "\t" in text):
+        hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
+    return header, hint
+
+
+Describe = Callable[[int], str]
+"""Names a 0-based column for a message: ``column 2 ("mobile")``."""
+
+
+class RowRules(Protocol):
+    """What one upload kind requires of its CSV."""
+
+    def bind(self, name: str, header: list[str], hint: str) -> BlockSpec | None:
+        """Check the header; return the shape the fast checks may prove (None: every row one by one)."""
+        ...
+
+    def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
+        """Add the problems of one row that has the header's number of fields."""
+        ...
+
+
+@dataclass(frozen=True)
+class CouponRows:
+    """A coupon upload: one coupon code per row, and the customer identifier in ``column`` (if tagged).
+
+    :param identifier: the customer identifier type.
+    :param column: 0-based identifier column; ``None`` for ``NOT_TAGGED``. The code is the other column
+        (the first one that is not the identifier's).
+    """
+
+    identifier: IdentifierType
+    column: int | None
+
+    @property
+    def code_column(self) -> int:
+        return 1 if self.column == 0 else 0
+
+    def check_arguments(self, name: str) -> None:
+        if self.identifier == IdentifierType.NOT_TAGGED and self.column is not None:
+            raise fail(name, "customer_identifier_column must be None for NOT_TAGGED (the file holds only codes).")
+        if self.identifier != IdentifierType.NOT_TAGGED and self.column is None:
+            raise fail(
+                name, f"pass customer_identifier_column (0-based) to say which column holds the {self.identifier}."
+            )
+        if self.column is not None and self.column < 0:
+            raise fail(name, f"customer_identifier_column must be 0 or more, not {self.column}.")
+
+    def bind(self, name: str, header: list[str], hint: str) -> BlockSpec:
+        self.check_arguments(name)
+        if self.column is not None and self.column >= len(header):
+            raise fail(
+                name,
+                f"customer_identifier_column {self.column} is out of range: the header has {len(header)} "
+                f"column(s) (0-based indexes 0 to {len(header) - 1}).{hint}",
+            )
+        if self.identifier != IdentifierType.NOT_TAGGED and len(header) < 2:
+            raise fail(name, f"needs 2 columns (a {self.identifier} and a coupon code) but has 1.{hint}")
+        return BlockSpec(len(header), self.code_column, self.column, self.identifier)
+
+    def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
+        code = fields[self.code_column]
+        if not code.strip():
+            problems.add(
+                "code",
+                f"an empty coupon code in {column(self.code_column)}",
+                "Remove those rows or fill in a code.",
+                row,
+            )
+        if "\n" in code or "\r" in code:
+            problems.add(
+                "line_break",
+                f"a coupon code containing a line break in {column(self.code_column)}",
+                "A coupon code is one line: remove the line breaks inside the quoted codes.",
+                row,
+            )
+        if self.column is not None and not ID_PATTERNS[self.identifier].fullmatch(fields[self.column]):
+            problems.add(
+                "id",
+                f"an invalid {self.identifier} identifier in {column(self.column)}",
+                f"{ID_FIXES[self.identifier]}: fix or remove those rows, or check customer_identifier_column "
+                "and customer_identifier.",
+                row,
+            )
