@@ -35,6 +35,45 @@ class CapillaryApiError(CapillaryError):
         super().__init__(f"{message} ({suffix})" if suffix else message)
 
 
+class CapillaryTransientError(CapillaryApiError):
+    """A failure worth trying again later: no connection, a timeout, a 5xx or 429, an unreadable answer.
+
+    The hook has already retried it as often as its ``retry_limit`` allows when it raises this.
+
+    :param retry_after: the server's ``Retry-After`` in seconds, if it sent one; waits honour it.
+    :param reached_server: False when the request never reached Capillary (no connection could be
+        made), so Capillary cannot have acted on it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        reached_server: bool = True,
+    ):
+        super().__init__(message, status_code=status_code, request_id=request_id)
+        self.retry_after = retry_after
+        self.reached_server = reached_server
+
+
+class CapillaryUploadOutcomeUnknown(CapillaryApiError):
+    """An upload failed after its body may have reached Capillary: it may or may not have stored the file.
+
+    Raised instead of the underlying failure (kept as ``__cause__``, its HTTP status and request id
+    copied), so a caller never uploads the same file again blindly: look for a job carrying the file
+    name first.
+
+    :param file_name: the name the upload was sent under.
+    """
+
+    def __init__(self, message: str, *, file_name: str, status_code: int | None = None, request_id: str | None = None):
+        super().__init__(message, status_code=status_code, request_id=request_id)
+        self.file_name = file_name
+
+
 class CapillaryPermanentApiError(CapillaryApiError, AirflowFailException):
     """A 4xx answer that retrying cannot fix (bad request, forbidden access group, unknown series)."""
 

@@ -1,34 +1,18 @@
-"""Upload jobs as Capillary reports them, and the one verdict shared by the operator, sensor and trigger."""
+"""Upload jobs as Capillary reports them, their summary, and the one verdict shared by every wait."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any
 
 from capillary_provider.exceptions import CouponUploadFailed
+from capillary_provider.kinds import COUPON, KINDS, UploadKind, UploadStatus
 
-
-class UploadStatus(StrEnum):
-    """States of a Capillary upload job (``uploadStatus``); ``COMMITED`` is Capillary's own spelling."""
-
-    STARTED = "STARTED"
-    VALIDATED = "VALIDATED"
-    COMMITED = "COMMITED"
-    FINISHED = "FINISHED"
-    ERRORED = "ERRORED"
-
-    @classmethod
-    def known(cls, value: str) -> bool:
-        return value in cls._value2member_map_
-
-
-TERMINAL_STATUSES: frozenset[str] = frozenset({UploadStatus.FINISHED, UploadStatus.ERRORED})
-"""A job in one of these states will not change any more."""
-
-FAILED_STATUSES: frozenset[str] = frozenset({UploadStatus.ERRORED})
+TERMINAL_STATUSES: frozenset[str] = COUPON.terminal_statuses
+"""A coupon upload job in one of these states will not change any more."""
+FAILED_STATUSES: frozenset[str] = COUPON.failed_statuses
 
 
 def _int(value: Any) -> int:
@@ -40,9 +24,10 @@ class UploadJob:
     """One upload job of a coupon series.
 
     ``status`` is kept exactly as Capillary sent it, so a state this package does not know yet is not
-    lost; it is treated as still in progress (never as success). Compare it with :class:`UploadStatus`.
-    Times are epoch milliseconds, as Capillary sends them. ``error_file_url`` is a storage key inside
-    Capillary, not a downloadable URL.
+    lost; it is treated as still in progress (never as success). Compare it with :class:`UploadStatus`
+    (or the statuses of the job's kind). Times are epoch milliseconds, as Capillary sends them.
+    ``error_file_url`` is a storage key inside Capillary, not a downloadable URL. ``kind`` names the
+    upload kind (:mod:`capillary_provider.kinds`) whose statuses apply.
     """
 
     job_id: int
@@ -55,13 +40,14 @@ class UploadJob:
     success_file_url: str | None = None
     created_on: int | None = None
     updated_on: int | None = None
+    kind: str = COUPON.name
 
     @classmethod
-    def from_api(cls, item: dict[str, Any]) -> UploadJob:
-        """Build a job from one entry of Capillary's ``uploadJobStatuses``."""
+    def from_api(cls, item: dict[str, Any], kind: UploadKind = COUPON) -> UploadJob:
+        """Build a job from one entry of the kind's job list (``uploadJobStatuses`` for coupons)."""
         return cls(
             job_id=int(item["jobId"]),
-            status=str(item.get("uploadStatus") or ""),
+            status=str(item.get(kind.status_field) or ""),
             uploaded_file_name=item.get("uploadedFileName"),
             actual_row_count=_int(item.get("actualRowCount")),
             total_uploaded_count=_int(item.get("totalUploadedCount")),
@@ -70,20 +56,31 @@ class UploadJob:
             success_file_url=item.get("successFileUrl"),
             created_on=_int(item.get("createdOn")) or None,
             updated_on=_int(item.get("updatedOn")) or None,
+            kind=kind.name,
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UploadJob:
-        """Inverse of :meth:`to_dict` (used for trigger events and XCom)."""
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], kind: UploadKind = COUPON) -> UploadJob:
+        """Inverse of :meth:`to_dict` (used for trigger events and XCom), for a job of ``kind``."""
+        return cls(**data, kind=kind.name)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, used in XCom, trigger events and the operator's summary."""
-        return asdict(self)
+        """JSON-ready form, used in XCom, trigger events and the operator's summary (the kind is the task's)."""
+        data = asdict(self)
+        del data["kind"]
+        return data
+
+    @property
+    def upload_kind(self) -> UploadKind:
+        return KINDS[self.kind]
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in self.upload_kind.terminal_statuses
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status in self.upload_kind.failed_statuses
 
     def describe(self) -> str:
         """One line for logs and error messages: id, status, counts and error file key."""
@@ -105,16 +102,20 @@ def select_jobs(jobs: Iterable[UploadJob], job_ids: Sequence[int]) -> tuple[list
 
 
 def overall_status(jobs: Sequence[UploadJob]) -> str:
-    """One status for several jobs: ERRORED if any errored, FINISHED if all finished, else the least advanced."""
+    """One status for several jobs of one kind: failed if any failed, done if all are, else the least advanced."""
     if not jobs:
         return ""
-    if any(job.status in FAILED_STATUSES for job in jobs):
-        return UploadStatus.ERRORED.value
-    pending = [job.status for job in jobs if not job.is_terminal]
-    if not pending:
-        return UploadStatus.FINISHED.value
-    order = [status.value for status in UploadStatus]
-    return min(pending, key=lambda status: order.index(status) if status in order else -1)
+    return jobs[0].upload_kind.overall_status([job.status for job in jobs])
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: ``word`` is the singular, ``many`` the plural if it is not ``word + "s"``."""
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
+
+
+def job_list(job_ids: Sequence[int]) -> str:
+    """``job 35`` or ``jobs 35, 36``."""
+    return ("job " if len(job_ids) == 1 else "jobs ") + ", ".join(str(job_id) for job_id in job_ids)
 
 
 def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any]:
@@ -133,10 +134,11 @@ def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any
 
 @dataclass(frozen=True)
 class FailurePolicy:
-    """When finished jobs fail the task; the same rule for the operator, the sensor and the trigger's event.
+    """When finished jobs fail the task; the same rule for the operators, the sensor and the trigger's event.
 
-    A job that ended ``ERRORED`` always fails. Rejected rows are added up over all the jobs (all the
-    batches of one file) and compared with both thresholds; ``None`` switches a threshold off.
+    A job that ended in a failed status (``ERRORED``) always fails. Rejected rows are added up over all
+    the jobs (all the batches of one file) and compared with both thresholds; ``None`` switches a
+    threshold off.
 
     :param max_error_rows: most rejected rows tolerated; the default 0 means every row must be accepted.
     :param max_error_ratio: most rejected rows tolerated as a fraction of all rows (0.01 = 1 %).
@@ -151,25 +153,36 @@ class FailurePolicy:
         if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
             raise ValueError(f"max_error_ratio must be between 0 and 1 or None, not {self.max_error_ratio}")
 
-    def check(self, jobs: Sequence[UploadJob]) -> None:
-        """Raise :class:`CouponUploadFailed` if terminal ``jobs`` fail the policy; return if they pass."""
-        errored = [job for job in jobs if job.status in FAILED_STATUSES]
+    def failure(self, jobs: Sequence[UploadJob]) -> str | None:
+        """Why terminal ``jobs`` fail the policy, or None if they pass."""
+        errored = [job for job in jobs if job.is_failed]
         details = "; ".join(job.describe() for job in jobs)
         if errored:
-            ids = ", ".join(str(job.job_id) for job in errored)
-            raise CouponUploadFailed(f"Capillary reports upload job(s) {ids} ERRORED. {details}")
+            ids = [job.job_id for job in errored]
+            return (
+                f"Capillary reports upload {job_list(ids)} {errored[0].status}. {details}. A retry of this task "
+                f"attaches to the same {'job' if len(ids) == 1 else 'jobs'} and fails again: fix the cause, then "
+                "start a new DAG run (a new run id) to upload the file anew."
+            )
         rejected = sum(job.error_count for job in jobs)
         total = sum(job.actual_row_count for job in jobs)
         if self.max_error_rows is not None and rejected > self.max_error_rows:
-            raise CouponUploadFailed(
-                f"Capillary rejected {rejected} of {total} rows, more than max_error_rows={self.max_error_rows}. "
-                f"{details}"
+            return (
+                f"Capillary rejected {rejected} of {plural(total, 'row')}, more than "
+                f"max_error_rows={self.max_error_rows}. {details}"
             )
         if self.max_error_ratio is not None and total and rejected / total > self.max_error_ratio:
-            raise CouponUploadFailed(
-                f"Capillary rejected {rejected} of {total} rows ({rejected / total:.2%}), more than "
+            return (
+                f"Capillary rejected {rejected} of {plural(total, 'row')} ({rejected / total:.2%}), more than "
                 f"max_error_ratio={self.max_error_ratio:.2%}. {details}"
             )
+        return None
+
+    def check(self, jobs: Sequence[UploadJob]) -> None:
+        """Raise :class:`CouponUploadFailed` if terminal ``jobs`` fail the policy; return if they pass."""
+        reason = self.failure(jobs)
+        if reason is not None:
+            raise CouponUploadFailed(reason)
 
 
 class JobChangeLog:
@@ -187,7 +200,20 @@ class JobChangeLog:
             key = (job.status, job.actual_row_count, job.total_uploaded_count, job.error_count)
             if self._seen.get(job.job_id) != key:
                 self._seen[job.job_id] = key
-                if job.status and not UploadStatus.known(job.status):
+                if job.status and not job.upload_kind.is_known(job.status):
                     self._log.warning("Capillary reports an unknown status; treated as in progress: %s", job.describe())
                 else:
                     self._log.info("Capillary upload %s", job.describe())
+
+
+__all__ = [
+    "FAILED_STATUSES",
+    "TERMINAL_STATUSES",
+    "FailurePolicy",
+    "JobChangeLog",
+    "UploadJob",
+    "UploadStatus",
+    "overall_status",
+    "select_jobs",
+    "summarize",
+]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from capillary_provider.hooks.capillary import _TOKENS
+from capillary_provider.hooks._transport import TOKENS
 from capillary_provider.sandbox.dag_test import connection_json
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
 
@@ -109,6 +109,6 @@ def _no_stray_capillary_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_token_cache() -> Iterator[None]:
     """Each test starts without tokens: hooks share tokens per process, tests must not share them."""
-    _TOKENS.clear()
+    TOKENS.clear()
     yield
-    _TOKENS.clear()
+    TOKENS.clear()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import capillary_provider.operators.coupon_upload as operator_module
+import capillary_provider.operators._base as operator_module
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
@@ -39,6 +39,16 @@ def fast_hook(conn_id: str = "capillary_default", **kwargs: Any) -> CapillaryHoo
     options: dict[str, Any] = {"timeout": (10.0, SHORT_READ_TIMEOUT), "retry_limit": 3, "retry_max_wait": 0.01}
     options.update(kwargs)
     return CapillaryHook(conn_id, **options)
+
+
+def use_fast_trigger_hook(monkeypatch: Any) -> None:
+    """Triggers build their hook with :func:`fast_hook` (one attempt per poll, as the real trigger's)."""
+    import capillary_provider.triggers.coupon_upload as trigger_module
+
+    async def new_hook(conn_id: str) -> CapillaryHook:
+        return fast_hook(conn_id, retry_limit=1)
+
+    monkeypatch.setattr(trigger_module, "_new_hook", new_hook)
 
 
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:

@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
 from capillary_provider.coupon_file import scan_coupon_file
+from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
 from capillary_provider.exceptions import CouponFileError
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

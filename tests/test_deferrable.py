@@ -113,10 +113,10 @@ def test_deferred_wait_makes_one_status_call_per_poll_for_all_batches(
     polls = 0
     original = CapillaryHook.aget_upload_jobs
 
-    async def counting(self: CapillaryHook, coupon_series_id: int | str) -> Any:
+    async def counting(self: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
         nonlocal polls
         polls += 1
-        return await original(self, coupon_series_id)
+        return await original(self, coupon_series_id, *args)
 
     monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
     status_calls_before = len(capillary_conn.requests(STATUS_PATH))

@@ -68,8 +68,14 @@ def _documented_default(value: Any) -> str:
 
 
 def _own_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
-    return {name: p for name, p in params.items() if name != "self" and p.kind is not p.VAR_KEYWORD}
+    """The constructor parameters of ``cls`` and of its bases in this package (not Airflow's)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("capillary_provider") and "__init__" in vars(klass):
+            for name, p in inspect.signature(klass.__init__).parameters.items():  # type: ignore[misc]
+                if name != "self" and p.kind is not p.VAR_KEYWORD:
+                    params[name] = p
+    return params
 
 
 @pytest.mark.parametrize("heading", list(CLASSES_BY_HEADING))

@@ -16,12 +16,15 @@ from airflow.sdk import ObjectStoragePath
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-import capillary_provider.hooks.capillary as hook_module
+import capillary_provider.hooks._base as base_module
+import capillary_provider.hooks._transport as transport_module
 from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
+    CapillaryConfigError,
     CapillaryError,
     CapillaryPermanentApiError,
+    CapillaryUploadOutcomeUnknown,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
@@ -108,7 +111,9 @@ class FakeClock:
         return self.now
 
 
-def capture_bodies(bodies: list[bytes], chunk: int = 4096) -> Callable[[Any, Any], dict[str, Any]]:
+def capture_bodies(
+    bodies: list[bytes], chunk: int = 4096, answer: dict[str, Any] | None = None
+) -> Callable[[Any, Any], dict[str, Any]]:
     """A requests_mock json callback that reads the streamed body (in chunks, like a socket) and answers a job."""
 
     def callback(request: Any, context: Any) -> dict[str, Any]:
@@ -117,7 +122,7 @@ def capture_bodies(bodies: list[bytes], chunk: int = 4096) -> Callable[[Any, Any
         while block := stream.read(chunk):
             parts.append(block)
         bodies.append(b"".join(parts))
-        return envelope(job_item(11, "STARTED", uploadedFileName="batch.csv"))
+        return answer or envelope(job_item(11, "STARTED", uploadedFileName="batch.csv"))
 
     return callback
 
@@ -160,14 +165,14 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(hook_module, "time", fake)
+    monkeypatch.setattr(transport_module, "time", fake)
     return fake
 
 
 @pytest.fixture
 def masked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     recorded: list[str] = []
-    monkeypatch.setattr(hook_module, "mask_secret", recorded.append)
+    monkeypatch.setattr(base_module, "mask_secret", recorded.append)
     return recorded
 
 
@@ -243,7 +248,7 @@ def test_a_refused_token_is_dropped_for_every_hook_of_the_process(hook: Capillar
 def test_token_is_kept_until_shortly_before_ttl_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
     token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=3600)}, {"json": token_body("tok-2")}])
     hook.get_token()
-    clock.now += 3600 - hook_module.TOKEN_REFRESH_LEAD_SECONDS - 1
+    clock.now += 3600 - transport_module.TOKEN_REFRESH_LEAD_SECONDS - 1
     assert hook.get_token() == "tok-1"
     assert token.call_count == 1
 
@@ -251,7 +256,7 @@ def test_token_is_kept_until_shortly_before_ttl_expires(hook: CapillaryHook, m: 
 def test_token_is_renewed_a_lead_time_before_ttl_expires(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
     token = m.post(TOKEN_URL, [{"json": token_body("tok-1", ttl=3600)}, {"json": token_body("tok-2")}])
     hook.get_token()
-    clock.now += 3600 - hook_module.TOKEN_REFRESH_LEAD_SECONDS + 1
+    clock.now += 3600 - transport_module.TOKEN_REFRESH_LEAD_SECONDS + 1
     assert hook.get_token() == "tok-2"
     assert token.call_count == 2
 
@@ -667,11 +672,12 @@ def test_upload_is_not_retried_after_a_5xx(
 
 
 @pytest.mark.parametrize(
-    ("answer", "error"),
+    "answer",
     [
-        pytest.param({"exc": requests.ConnectionError("Connection aborted.")}, requests.ConnectionError, id="broken"),
-        pytest.param({"exc": requests.ReadTimeout("no answer")}, requests.ReadTimeout, id="read-timeout"),
-        pytest.param({"status_code": 200, "text": '{"success": true, "resu'}, CapillaryApiError, id="unreadable"),
+        pytest.param({"exc": requests.ConnectionError("Connection aborted.")}, id="broken"),
+        pytest.param({"exc": requests.ReadTimeout("no answer")}, id="read-timeout"),
+        pytest.param({"status_code": 200, "text": '{"success": true, "resu'}, id="unreadable"),
+        pytest.param({"status_code": 503, "json": {"success": False, "message": "unable to post"}}, id="5xx"),
     ],
 )
 def test_upload_is_not_retried_once_the_body_may_have_been_stored(
@@ -680,13 +686,12 @@ def test_upload_is_not_retried_once_the_body_may_have_been_stored(
     tmp_path: Path,
     sleeps: list[float],
     answer: dict[str, Any],
-    error: type[Exception],
 ) -> None:
     m.post(TOKEN_URL, json=token_body("tok-1"))
     posted = m.post(UPLOAD_URL, **answer)
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
-    with pytest.raises(error):
+    with pytest.raises(CapillaryUploadOutcomeUnknown, match="may or may not have been stored"):
         upload(hook, path)
     assert posted.call_count == 1
 
@@ -903,3 +908,155 @@ def test_test_connection_asks_for_a_fresh_token_even_when_one_is_cached(hook: Ca
     hook.get_token()
     hook.test_connection()
     assert token.call_count == 2
+
+
+# -- redeemed coupons -------------------------------------------------------------------------------
+
+REDEEM_URL = f"{COUPONS}/coupon/api/v1/upload/redeemFile/{SERIES}"
+REDEEM_STATUS_URL = f"{COUPONS}/coupon/api/v1/upload/getUploadRedeemedCouponStatus/{SERIES}"
+REDEEM_CSV = b"redeemedDateInMillis,redeemedAt,mobile,couponCode\n1764547200000,till-1,919800000001,ABC123\n"
+
+
+def redeem_envelope(*items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "success": True,
+        "status": 200,
+        "result": {"fileName": "stored.csv", "redeemUploadJobStatuses": list(items)},
+    }
+
+
+def redeem_item(job_id: int = 21, status: str = "QUEUED") -> dict[str, Any]:
+    return {"jobId": job_id, "uploadRedeemedCouponStatus": status, "uploadedFileName": f"file_{job_id}.csv"}
+
+
+def test_redeemed_upload_sends_the_kind_fields_and_reads_the_redeemed_job_list(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    bodies: list[bytes] = []
+    posted = m.post(REDEEM_URL, json=capture_bodies(bodies, answer=redeem_envelope(redeem_item(21))))
+    path = tmp_path / "r.csv"
+    path.write_bytes(REDEEM_CSV)
+    job = hook.upload_redeemed_coupon_file(
+        SERIES,
+        path,
+        file_name="r.csv",
+        customer_identifier="MOBILE",
+        coupon_identifier="COUPON_CODE",
+        upload_headers={"redeemedDateInMillis": 0, "redeemedAt": 1, "mobile": 2, "couponCode": 3},
+        details="POS export",
+    )
+    assert (job.job_id, job.status, job.kind) == (21, "QUEUED", "redeemed_coupon")
+    fields = multipart_fields(bodies[0], posted.last_request.headers["Content-Type"])
+    assert fields["customerIdentifier"][0] == b"MOBILE"
+    assert fields["couponIdentifier"][0] == b"COUPON_CODE"
+    assert json.loads(fields["uploadHeaders"][0]) == {
+        "redeemedDateInMillis": 0,
+        "redeemedAt": 1,
+        "mobile": 2,
+        "couponCode": 3,
+    }
+    assert fields["Details"][0] == b"POS export"
+    assert fields["file"] == (REDEEM_CSV, "r.csv")
+
+
+def test_redeemed_upload_refuses_not_tagged_before_sending(hook: CapillaryHook, m: rm.Mocker, tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(REDEEM_CSV)
+    with pytest.raises(
+        CapillaryConfigError, match="customer_identifier must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID"
+    ):
+        hook.upload_redeemed_coupon_file(
+            SERIES,
+            path,
+            file_name="r.csv",
+            customer_identifier="NOT_TAGGED",
+            coupon_identifier="COUPON_CODE",
+            upload_headers={},
+        )
+    assert m.call_count == 0
+
+
+def test_redeemed_status_reads_the_redeemed_status_field(hook: CapillaryHook, m: rm.Mocker) -> None:
+    from capillary_provider.kinds import REDEEMED_COUPON
+
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(REDEEM_STATUS_URL, json=redeem_envelope(redeem_item(21, "COMPLETED"), redeem_item(22, "PROCESSING")))
+    first, second = hook.get_upload_jobs(SERIES, REDEEMED_COUPON)
+    assert (first.status, first.is_terminal) == ("COMPLETED", True)
+    assert (second.status, second.is_terminal) == ("PROCESSING", False)  # unknown: in progress, never success
+
+
+# -- series -----------------------------------------------------------------------------------------
+
+SERIES_URL = f"{API}/v2/coupon/series"
+
+
+def test_series_read_returns_the_series_asked_for_from_the_api_host(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    read = m.get(SERIES_URL, json={"entity": [{"id": SERIES, "validTillDate": "2030-09-30T00:00:00+05:30"}]})
+    assert hook.get_coupon_series(SERIES) == {"id": SERIES, "validTillDate": "2030-09-30T00:00:00+05:30"}
+    assert read.last_request.qs == {"ids": [str(SERIES)]}
+    assert read.last_request.headers["X-CAP-API-OAUTH-TOKEN"] == "tok-1"
+
+
+def test_series_read_returns_none_for_a_series_capillary_does_not_list(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(SERIES_URL, json={"entity": [], "warnings": []})
+    assert hook.get_coupon_series(SERIES) is None
+
+
+def test_series_read_403_is_a_permanent_error(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(SERIES_URL, status_code=403, json={"message": "access denied"})
+    with pytest.raises(CapillaryPermanentApiError, match="access denied"):
+        hook.get_coupon_series(SERIES)
+
+
+# -- connection settings ----------------------------------------------------------------------------
+
+
+def _extra_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
+    conn = {"conn_type": "capillary", "host": "api.example.com", "login": KEY, "password": SECRET, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_CAPILLARY_DEFAULT", json.dumps(conn))
+
+
+def test_connection_extras_set_verify_proxies_and_timeout_of_every_call(
+    monkeypatch: pytest.MonkeyPatch, m: rm.Mocker, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    _extra_connection(monkeypatch, verify=str(bundle), proxies={"https": "http://proxy.example:3128"}, timeout=[4, 9])
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(f"{API}/coupon/api/v1/upload/getUploadStatus/{SERIES}", json=envelope())
+    hook = CapillaryHook()
+    hook.get_upload_jobs(SERIES)
+    for request in m.request_history:
+        assert request.verify == str(bundle)
+        assert request.proxies == {"https": "http://proxy.example:3128"}
+        assert request.timeout == (4.0, 9.0)
+
+
+def test_connection_extra_verify_false_turns_certificate_checks_off(
+    monkeypatch: pytest.MonkeyPatch, m: rm.Mocker
+) -> None:
+    _extra_connection(monkeypatch, verify="false")
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    CapillaryHook().get_token()
+    assert m.last_request.verify is False
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"timeout": "soon"}, "'timeout' must be seconds or \\[connect, read\\]"),
+        ({"proxies": "http://proxy:3128"}, "'proxies' must map a scheme to a proxy URL"),
+        ({"verify": 3}, "'verify' must be true, false or the path of a CA bundle"),
+    ],
+)
+def test_a_wrong_connection_extra_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, m: rm.Mocker, extra: dict[str, Any], words: str
+) -> None:
+    _extra_connection(monkeypatch, **extra)
+    with pytest.raises(CapillaryConfigError, match=words):
+        CapillaryHook().get_token()
+    assert m.call_count == 0

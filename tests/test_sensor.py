@@ -102,7 +102,7 @@ def test_poke_mode_fails_without_retry_when_a_job_errored(
     capillary_conn.add_fault("upload", "job_errored")
     job_id = upload(write_csv, mobile_rows(10))
 
-    with pytest.raises(CouponUploadFailed, match=f"job\\(s\\) {job_id} ERRORED"):
+    with pytest.raises(CouponUploadFailed, match=f"upload job {job_id} ERRORED"):
         make_sensor([job_id]).execute(context)  # type: ignore[arg-type]
 
 

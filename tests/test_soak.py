@@ -18,18 +18,17 @@ from typing import Any
 
 import pytest
 
-import capillary_provider.triggers.coupon_upload as trigger_module
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import FakeTaskInstance, mobile_rows
 from tests.faultkit import (
     batch_names,
-    fast_hook,
     jobs_per_file,
     make_operator,
     no_recheck_pause,
     run_operator,
     upload_calls,
+    use_fast_trigger_hook,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,7 +57,7 @@ def test_soak_random_faults_never_duplicate_or_lose_a_batch(
     capillary_conn: SandboxClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_recheck_pause(monkeypatch)
-    monkeypatch.setattr(trigger_module, "CapillaryHook", lambda conn_id, **kw: fast_hook(conn_id, **kw))
+    use_fast_trigger_hook(monkeypatch)
     monkeypatch.setattr("tenacity.nap.time.sleep", lambda seconds: None)
     capillary_conn.set_step_seconds(0.02)
     rng = random.Random(SEED)

@@ -75,6 +75,7 @@ def test_serialize_keeps_only_json_primitives() -> None:
         "job_ids": [11, 12],
         "poll_interval": 30.0,
         "end_time": 1_900_000_000.0,
+        "upload_kind": "coupon",
     }
 
 
@@ -126,10 +127,10 @@ def test_trigger_makes_one_status_call_per_poll_whatever_the_number_of_jobs(
     polls = 0
     original = CapillaryHook.aget_upload_jobs
 
-    async def counting(self: CapillaryHook, coupon_series_id: int | str) -> Any:
+    async def counting(self: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
         nonlocal polls
         polls += 1
-        return await original(self, coupon_series_id)
+        return await original(self, coupon_series_id, *args)
 
     monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
     status_calls_before = len(_status_polls(capillary_conn))

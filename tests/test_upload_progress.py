@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import capillary_provider.hooks.capillary as hook_module
+import capillary_provider.hooks._transport as hook_module
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob
 from capillary_provider.sandbox.testing import SandboxClient

@@ -9,7 +9,7 @@ import pytest
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import CapillaryError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status
-from capillary_provider.triggers.coupon_upload import jobs_from_event
+from capillary_provider.waiting import decode_event as jobs_from_event
 
 
 def job(
@@ -91,7 +91,8 @@ def test_policy_ratio_is_taken_over_all_rows_of_all_jobs() -> None:
 
 
 def test_policy_one_errored_job_fails_even_when_the_others_finished() -> None:
-    with pytest.raises(CouponUploadFailed, match=r"job\(s\) 2 ERRORED"):
+    retry_hint = r"A retry of this task attaches to the same job and fails again.*new DAG run"
+    with pytest.raises(CouponUploadFailed, match=r"upload job 2 ERRORED\. .*" + retry_hint):
         FailurePolicy(max_error_rows=None).check([job(1), job(2, status="ERRORED", rows=0)])
 
 

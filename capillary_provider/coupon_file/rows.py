@@ -7,14 +7,15 @@ The scan (:mod:`capillary_provider.coupon_file.scan`) is the same for every kind
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from capillary_provider.coupon_file.fast import BlockSpec
 from capillary_provider.coupon_file.records import split_records, unquote
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, IdentifierType
+from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
 EXAMPLES = 10
 """Row numbers quoted per kind of problem; the rest are counted."""
@@ -145,3 +146,125 @@ class CouponRows:
                 "and customer_identifier.",
                 row,
             )
+
+
+CUSTOMER_KEYS: dict[IdentifierType, str] = {
+    IdentifierType.MOBILE: "mobile",
+    IdentifierType.EMAIL: "email",
+    IdentifierType.EXTERNAL_ID: "externalId",
+    IdentifierType.USER_ID: "userId",
+}
+"""The ``uploadHeaders`` key of each customer identifier of a redemption file."""
+COUPON_KEYS: dict[CouponIdentifier, str] = {
+    CouponIdentifier.COUPON_CODE: "couponCode",
+    CouponIdentifier.COUPON_ID: "couponId",
+}
+DATE_KEY = "redeemedDateInMillis"
+TILL_KEY = "redeemedAt"
+OPTIONAL_KEYS = ("billId", "billNumber", "details")
+REDEMPTION_KEYS = (*CUSTOMER_KEYS.values(), *COUPON_KEYS.values(), DATE_KEY, TILL_KEY, *OPTIONAL_KEYS)
+"""Every column key Capillary's ``uploadHeaders`` knows."""
+_MILLIS = re.compile(r"[0-9]{11,13}")
+
+
+def header_key(cell: str) -> str | None:
+    """The ``uploadHeaders`` key a header cell names: ``couponCode``, ``coupon_code``, ``Coupon Code`` and the
+    docs' labels (``redeemed date in millis``) all name theirs; None for a cell that names no key."""
+    wanted = re.sub(r"[\s_\-]+", "", cell).lower()
+    return next((key for key in REDEMPTION_KEYS if key.lower() == wanted), None)
+
+
+class RedeemedRows:
+    """A redeemed-coupon upload: the columns named by ``uploadHeaders``, from the header row or given.
+
+    :param identifier: the customer identifier type (not ``NOT_TAGGED``).
+    :param coupon: whether rows name coupons by code or by id.
+    :param upload_headers: column key to 0-based column; None to read the map from the header row.
+        After :meth:`bind`, :attr:`headers` holds the map to send.
+    """
+
+    def __init__(
+        self, identifier: IdentifierType, coupon: CouponIdentifier, upload_headers: Mapping[str, int] | None
+    ) -> None:
+        self.identifier, self.coupon = identifier, coupon
+        self.given = dict(upload_headers) if upload_headers is not None else None
+        self.headers: dict[str, int] = {}
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return CUSTOMER_KEYS[self.identifier], COUPON_KEYS[self.coupon], DATE_KEY, TILL_KEY
+
+    def bind(self, name: str, header: list[str], hint: str) -> None:
+        if self.given is None:
+            headers: dict[str, int] = {}
+            for index, cell in enumerate(header):
+                key = header_key(cell)
+                if key is not None and key not in headers:
+                    headers[key] = index
+            source = f"the header row ({', '.join(header)})"
+        else:
+            headers = self.given
+            unknown = sorted(set(headers) - set(REDEMPTION_KEYS))
+            if unknown:
+                raise fail(
+                    name, f"upload_headers has unknown keys {unknown}: the keys are {', '.join(REDEMPTION_KEYS)}."
+                )
+            bad = {key: col for key, col in headers.items() if not isinstance(col, int) or not 0 <= col < len(header)}
+            if bad:
+                raise fail(
+                    name,
+                    f"upload_headers points outside the file's {len(header)} columns: {bad} (0-based indexes "
+                    f"0 to {len(header) - 1}).{hint}",
+                )
+            source = "upload_headers"
+        missing = [key for key in self.required if key not in headers]
+        if missing:
+            expected = "; ".join(f"{key} (or '{_label(key)}')" for key in missing)
+            raise fail(
+                name,
+                f"no column for {', '.join(missing)} in {source}. Name the columns {expected} in the header "
+                f"row, or pass upload_headers={{key: column}}.{hint}",
+            )
+        self.headers = dict(headers)
+
+    def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
+        date_col = self.headers[DATE_KEY]
+        date = fields[date_col].strip()
+        if not date.isdigit():
+            problems.add(
+                "date",
+                f"a redemption date that is not epoch milliseconds in {column(date_col)}",
+                "Give redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000.",
+                row,
+            )
+        elif len(date) <= 10:
+            problems.add(
+                "seconds",
+                f"a redemption date that looks like seconds, not milliseconds, in {column(date_col)}",
+                "Multiply epoch seconds by 1000: redeemedDateInMillis is in milliseconds.",
+                row,
+            )
+        elif not _MILLIS.fullmatch(date):
+            problems.add(
+                "date",
+                f"a redemption date that is not epoch milliseconds in {column(date_col)}",
+                "Give redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000.",
+                row,
+            )
+        till_col = self.headers[TILL_KEY]
+        if not fields[till_col].strip():
+            problems.add("till", f"an empty redeemedAt (till) in {column(till_col)}", "Fill in the till id.", row)
+        for kind, key in ((self.identifier, CUSTOMER_KEYS[self.identifier]), (self.coupon, COUPON_KEYS[self.coupon])):
+            col = self.headers[key]
+            if not ID_PATTERNS[kind].fullmatch(fields[col].strip()):
+                problems.add(
+                    f"id:{key}",
+                    f"an invalid {kind} in {column(col)}",
+                    f"{ID_FIXES[kind]}: fix or remove those rows.",
+                    row,
+                )
+
+
+def _label(key: str) -> str:
+    """``redeemedDateInMillis`` -> ``redeemed date in millis``, the docs' label of a key."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", key).lower()

@@ -241,9 +241,7 @@ def scan_file(
     scanner.problems.raise_if_any()
     if row == 2:
         raise fail(name, "has a header row but no coupon rows. Add rows or skip the upload.")
-    return FilePlan(
-        name, header_line, len(header), row - 2, tuple(Batch(*fields) for fields in batcher.batches), size
-    )
+    return FilePlan(name, header_line, len(header), row - 2, tuple(Batch(*fields) for fields in batcher.batches), size)
 
 
 def scan_coupon_file(

@@ -13,13 +13,10 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from capillary_provider._compat import AirflowSensorTimeout, conf
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, JobChangeLog, UploadJob, select_jobs, summarize
-from capillary_provider.triggers.coupon_upload import (
-    CouponUploadTrigger,
-    is_transient_poll_error,
-    jobs_from_event,
-    timeout_message,
-)
+from capillary_provider.jobs import FailurePolicy, UploadJob, summarize
+from capillary_provider.kinds import COUPON, UploadKind, kind_named
+from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
+from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +38,8 @@ class CouponUploadSensor(BaseSensorOperator):
     :param max_error_ratio: most rejected rows as a fraction of all rows; None for no limit.
     :param deferrable: wait in the triggerer (default from ``[operators] default_deferrable``); the
         trigger polls every ``poke_interval`` seconds.
+    :param upload_kind: ``coupon`` (the default) for jobs of ``CouponUploadOperator``, ``redeemed_coupon``
+        for jobs of ``RedeemedCouponUploadOperator``.
     """
 
     template_fields: Sequence[str] = ("coupon_series_id", "job_ids", "capillary_conn_id")
@@ -55,23 +54,38 @@ class CouponUploadSensor(BaseSensorOperator):
         max_error_rows: int | None = 0,
         max_error_ratio: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        upload_kind: str = COUPON.name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.coupon_series_id = coupon_series_id
         self.job_ids = job_ids
         self.capillary_conn_id = capillary_conn_id
+        self.max_error_rows = max_error_rows
+        self.max_error_ratio = max_error_ratio
         self.deferrable = deferrable
-        self.policy = FailurePolicy(max_error_rows=max_error_rows, max_error_ratio=max_error_ratio)
-        self._known: dict[int, UploadJob] = {}
+        self.upload_kind = upload_kind
+        try:
+            FailurePolicy(max_error_rows, max_error_ratio)
+            kind_named(upload_kind)
+        except ValueError as exc:
+            raise CapillaryConfigError(str(exc)) from None
+
+    @property
+    def kind(self) -> UploadKind:
+        return kind_named(self.upload_kind)
+
+    @property
+    def policy(self) -> FailurePolicy:
+        return FailurePolicy(self.max_error_rows, self.max_error_ratio)
 
     @cached_property
     def hook(self) -> CapillaryHook:
         return CapillaryHook(self.capillary_conn_id)
 
     @cached_property
-    def _changes(self) -> JobChangeLog:
-        return JobChangeLog(self.log)
+    def _watch(self) -> JobWatch:
+        return JobWatch(str(self.coupon_series_id), _job_ids(self.job_ids), self.log)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -90,35 +104,30 @@ class CouponUploadSensor(BaseSensorOperator):
                 job_ids=_job_ids(self.job_ids),
                 poll_interval=float(self.poke_interval),
                 end_time=time.time() + timeout,
+                upload_kind=self.kind.name,
             ),
             method_name="execute_complete",
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        job_ids = _job_ids(self.job_ids)
         try:
-            listed = self.hook.get_upload_jobs(self.coupon_series_id)
+            jobs = self._watch.assess(self.hook.get_upload_jobs(self.coupon_series_id, self.kind))
         except Exception as exc:
             # Like the operator's wait and the trigger: a poll that failed where a later one may not
             # (after the hook's own retries) is not the verdict; the sensor's timeout bounds the wait.
-            if not is_transient_poll_error(exc):
-                raise
+            next_poll_delay(exc, float(self.poke_interval))
             self.log.warning("Checking coupon series %s failed (%s); poking again", self.coupon_series_id, exc)
             return False
-        jobs, missing = select_jobs(listed, job_ids)
-        self._known.update((job.job_id, job) for job in jobs)
-        self._changes.update(jobs)
-        if missing:
-            self.log.info("Coupon series %s does not list job(s) %s yet", self.coupon_series_id, missing)
-            return False
-        if not all(job.is_terminal for job in jobs):
+        if jobs is None:
+            if self._watch.missing:
+                self.log.info("Coupon series %s does not list %s yet", self.coupon_series_id, self._watch.missing)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._judge(jobs))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a poke, and a timeout is a sensor timeout."""
         try:
-            jobs = jobs_from_event(event)
+            jobs = decode_event(event, self.kind)
         except CouponUploadTimeout as exc:
             raise AirflowSensorTimeout(str(exc)) from exc
         return self._judge(jobs)
@@ -128,7 +137,7 @@ class CouponUploadSensor(BaseSensorOperator):
         return summarize(str(self.coupon_series_id), jobs)
 
     def _timeout_message(self) -> str:
-        return timeout_message(str(self.coupon_series_id), _job_ids(self.job_ids), list(self._known.values()))
+        return self._watch.timeout_message()
 
 
 def _job_ids(value: Sequence[int] | int | str) -> list[int]:

@@ -1,39 +1,35 @@
-"""CouponUploadTrigger: wait for Capillary upload jobs in the triggerer, without holding a worker slot."""
+"""CouponUploadTrigger: wait for Capillary upload jobs in the triggerer, without holding a worker slot.
+
+This module imports no HTTP library: the triggerer imports it on its event loop, so the hook (and
+``requests`` with it) is imported in a worker thread when the first wait starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from capillary_provider._compat import AirflowFailException
-from capillary_provider.exceptions import CapillaryError, CouponUploadFailed, CouponUploadTimeout
-from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import JobChangeLog, UploadJob, select_jobs
+from capillary_provider.kinds import COUPON, kind_named
+from capillary_provider.waiting import (
+    EVENT_DONE,
+    EVENT_ERROR,
+    EVENT_STATUSES,
+    EVENT_TIMEOUT,
+    JobWatch,
+    encode_event,
+    next_poll_delay,
+)
 
-EVENT_DONE = "done"
-"""Every job is terminal; the verdict (FailurePolicy) is applied by the task, not here."""
-EVENT_TIMEOUT = "timeout"
-"""The deadline passed with jobs still in progress (or not listed yet)."""
-EVENT_ERROR = "error"
-"""A poll failed in a way no retry can fix (refused credentials, a 4xx other than 401/429)."""
-EVENT_STATUSES = frozenset({EVENT_DONE, EVENT_TIMEOUT, EVENT_ERROR})
+if TYPE_CHECKING:
+    from capillary_provider.hooks.capillary import CapillaryHook
 
-
-def is_transient_poll_error(exc: BaseException) -> bool:
-    """True for a failed status call worth repeating at the next poll: no connection, a timeout, 5xx, 429.
-
-    Failures a retry cannot fix (bad credentials, a 4xx other than 401/429) are
-    :class:`~airflow.exceptions.AirflowFailException` and are not transient. Anything else is a bug
-    and is not transient either: it must surface, not be polled away until the deadline.
-    """
-    if isinstance(exc, AirflowFailException):
-        return False
-    return isinstance(exc, (requests.RequestException, CapillaryError))
+__all__ = ["EVENT_DONE", "EVENT_ERROR", "EVENT_STATUSES", "EVENT_TIMEOUT", "CouponUploadTrigger"]
 
 
 class CouponUploadTrigger(BaseTrigger):
@@ -42,8 +38,7 @@ class CouponUploadTrigger(BaseTrigger):
     Every poll is one status call for the whole series, whatever the number of jobs. A poll is a single
     HTTP attempt in a worker thread (the event loop never waits on the network, and no thread sleeps in
     a backoff); when it fails with a connection error, a timeout, a 5xx or a 429, the trigger polls again
-    after ``poll_interval`` (or the server's ``Retry-After``, if longer) until the deadline, so a
-    Capillary outage shorter than the wait never fails it.
+    after ``poll_interval`` (or the server's ``Retry-After``, if longer) until the deadline.
 
     :param capillary_conn_id: the Airflow connection to Capillary.
     :param coupon_series_id: the series the jobs belong to.
@@ -51,6 +46,7 @@ class CouponUploadTrigger(BaseTrigger):
     :param poll_interval: seconds between two polls.
     :param end_time: absolute wall-clock deadline (epoch seconds), so a triggerer restart does not
         extend the wait.
+    :param upload_kind: ``coupon`` or ``redeemed_coupon`` (:mod:`capillary_provider.kinds`).
     """
 
     def __init__(
@@ -60,6 +56,7 @@ class CouponUploadTrigger(BaseTrigger):
         job_ids: Sequence[int],
         poll_interval: float,
         end_time: float,
+        upload_kind: str = COUPON.name,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.capillary_conn_id = capillary_conn_id
@@ -67,6 +64,7 @@ class CouponUploadTrigger(BaseTrigger):
         self.job_ids = [int(job_id) for job_id in job_ids]
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time)
+        self.upload_kind = upload_kind
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -77,28 +75,24 @@ class CouponUploadTrigger(BaseTrigger):
                 "job_ids": list(self.job_ids),
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "upload_kind": self.upload_kind,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        # One attempt per poll: the retries are the polls themselves, paced by asyncio.sleep below.
-        hook = CapillaryHook(self.capillary_conn_id, retry_limit=1)
-        changes = JobChangeLog(self.log)
-        known: dict[int, UploadJob] = {}
+        kind = kind_named(self.upload_kind)
+        hook = await _new_hook(self.capillary_conn_id)
+        watch = JobWatch(self.coupon_series_id, self.job_ids, self.log)
         try:
             while True:
                 delay = self.poll_interval
                 try:
-                    found, missing = select_jobs(await hook.aget_upload_jobs(self.coupon_series_id), self.job_ids)
+                    done = watch.assess(await hook.aget_upload_jobs(self.coupon_series_id, kind))
+                except AirflowFailException as exc:
+                    yield _event(EVENT_ERROR, watch, str(exc))
+                    return
                 except Exception as exc:
-                    if not is_transient_poll_error(exc):
-                        if isinstance(exc, AirflowFailException):
-                            yield _event(EVENT_ERROR, self._last_known(known), str(exc))
-                            return
-                        raise
-                    retry_after = getattr(exc, "retry_after", None)
-                    if isinstance(retry_after, (int, float)):
-                        delay = max(delay, float(retry_after))
+                    delay = next_poll_delay(exc, self.poll_interval)
                     self.log.warning(
                         "Polling coupon series %s failed (%s: %s); polling again in %.0f s",
                         self.coupon_series_id,
@@ -107,60 +101,25 @@ class CouponUploadTrigger(BaseTrigger):
                         delay,
                     )
                 else:
-                    known.update((job.job_id, job) for job in found)
-                    changes.update(found)
-                    if not missing and all(job.is_terminal for job in found):
-                        yield _event(EVENT_DONE, found, "All upload jobs are terminal")
+                    if done is not None:
+                        yield TriggerEvent(encode_event(EVENT_DONE, done, "All upload jobs are terminal"))  # type: ignore[no-untyped-call]
                         return
                 remaining = self.end_time - time.time()
                 if remaining <= 0:
-                    message = timeout_message(self.coupon_series_id, self.job_ids, self._last_known(known))
-                    yield _event(EVENT_TIMEOUT, self._last_known(known), message)
+                    yield _event(EVENT_TIMEOUT, watch, watch.timeout_message())
                     return
                 await asyncio.sleep(min(delay, remaining))
         finally:
             if "session" in hook.__dict__:
                 hook.session.close()
 
-    def _last_known(self, known: dict[int, UploadJob]) -> list[UploadJob]:
-        return [known[job_id] for job_id in self.job_ids if job_id in known]
+
+def _event(status: str, watch: JobWatch, message: str) -> TriggerEvent:
+    return TriggerEvent(encode_event(status, watch.last_known, message))  # type: ignore[no-untyped-call]
 
 
-def _event(status: str, jobs: Sequence[UploadJob], message: str) -> TriggerEvent:
-    return TriggerEvent({"status": status, "message": message, "jobs": [job.to_dict() for job in jobs]})  # type: ignore[no-untyped-call]
-
-
-def timeout_message(coupon_series_id: str, job_ids: Sequence[int], jobs: Sequence[UploadJob]) -> str:
-    """Why a wait timed out: every job id with its last known state (or that Capillary never listed it)."""
-    by_id = {job.job_id: job for job in jobs}
-    states = "; ".join(
-        by_id[job_id].describe() if job_id in by_id else f"job {job_id} not listed by Capillary yet"
-        for job_id in job_ids
-    )
-    return (
-        f"Capillary upload jobs {', '.join(map(str, job_ids))} of coupon series {coupon_series_id} were not "
-        f"finished before the timeout. Last known: {states}. A retry of the task waits for the same jobs."
-    )
-
-
-def jobs_from_event(event: dict[str, Any] | None) -> list[UploadJob]:
-    """Turn a trigger event into terminal jobs, or raise: a missing or unknown status fails loudly.
-
-    Shared by the operator and the sensor, so a deferred wait ends exactly like a wait in the worker:
-    ``timeout`` raises :class:`CouponUploadTimeout` (with the job ids and last known states), ``error``
-    raises :class:`CouponUploadFailed` (no retry), ``done`` returns the jobs for the failure policy.
-    """
-    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-        raise CapillaryError(f"Unexpected event from CouponUploadTrigger: {event!r}")
-    if event["status"] == EVENT_TIMEOUT:
-        raise CouponUploadTimeout(str(event.get("message")))
-    if event["status"] == EVENT_ERROR:
-        # The trigger only ends with an error for failures a retry cannot fix (see is_transient_poll_error).
-        raise CouponUploadFailed(f"Waiting for Capillary failed: {event.get('message')}")
-    try:
-        jobs = [UploadJob.from_dict(job) for job in event.get("jobs") or []]
-    except (TypeError, ValueError) as exc:
-        raise CapillaryError(f"CouponUploadTrigger reported jobs this version cannot read: {event!r}") from exc
-    if not jobs or not all(job.is_terminal for job in jobs):
-        raise CapillaryError(f"CouponUploadTrigger reported done with jobs still in progress: {event!r}")
-    return jobs
+async def _new_hook(capillary_conn_id: str) -> CapillaryHook:
+    """A hook with one attempt per call (the polls are the retries), its module imported off the event loop."""
+    module = await asyncio.to_thread(importlib.import_module, "capillary_provider.hooks.capillary")
+    hook: CapillaryHook = module.CapillaryHook(capillary_conn_id, retry_limit=1)
+    return hook

@@ -1,0 +1,389 @@
+"""CapillaryBaseHook: the connection, its hosts and HTTP settings, the OAuth token, and reading answers.
+
+Split from the endpoint methods (:mod:`capillary_provider.hooks.capillary`) the way Databricks splits
+its base hook: everything here is shared by every endpoint, nothing here knows one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from capillary_provider.exceptions import (
+    CapillaryApiError,
+    CapillaryAuthError,
+    CapillaryConfigError,
+    CapillaryPermanentApiError,
+    CapillaryTransientError,
+)
+from capillary_provider.hooks._transport import (
+    TOKENS,
+    TRANSIENT_STATUSES,
+    LargeBlockAdapter,
+    base_url,
+    human_bytes,
+    is_transient,
+    request_id,
+    retrying,
+    send,
+    transient_answer,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+TOKEN_ENDPOINT = "/v3/oauth/token/generate"
+TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
+INVALID_CREDENTIALS_CODE = 320001
+REAUTH_STATUSES = frozenset({401, 498})
+"""401 (invalid token) and 498 (token expired): get a new token and send the request once more."""
+DEFAULT_TIMEOUT = (10.0, 120.0)
+"""(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
+
+
+class ReauthRequired(CapillaryApiError):
+    """Capillary answered 401 or 498 to a fresh token too."""
+
+
+class CapillaryBaseHook(BaseHook):
+    """The connection, hosts, token and answers of Capillary's APIs: what every endpoint method shares.
+
+    The connection's ``host`` is the API host that issues tokens; ``login`` and ``password`` are the
+    OAuth client key and secret. Extras: ``coupon_host``, the host of the ``/coupon/api/v1`` endpoints
+    (defaults to ``host``); ``verify``, a CA bundle path or ``false``; ``proxies``, e.g.
+    ``{"https": "http://proxy:3128"}``; ``timeout``, seconds or ``[connect, read]``. Nothing is read
+    from the connection until the first call.
+
+    :param capillary_conn_id: the Airflow connection to use.
+    :param timeout: (connect, read) timeouts in seconds for every call; default: the connection's
+        ``timeout`` extra, else :data:`DEFAULT_TIMEOUT`.
+    :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
+        refused before being processed).
+    :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.
+    """
+
+    conn_name_attr = "capillary_conn_id"
+    default_conn_name = "capillary_default"
+    conn_type = "capillary"
+    hook_name = "Capillary"
+
+    def __init__(
+        self,
+        capillary_conn_id: str = default_conn_name,
+        *,
+        timeout: tuple[float, float] | None = None,
+        retry_limit: int = 5,
+        retry_max_wait: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.capillary_conn_id = capillary_conn_id
+        self._timeout = timeout
+        self.retry_limit = retry_limit
+        self.retry_max_wait = retry_max_wait
+        self._token: str | None = None
+        self._aborted = threading.Event()
+
+    # -- connection form (Airflow 3.1) -------------------------------------------------------------
+    # Airflow 3.2+ reads the form from get_provider_info (``ui-field-behaviour``, ``conn-fields``) and
+    # never calls these two methods when the provider info declares the form, so they raise no
+    # deprecation warning there. Airflow 3.1 only knows these methods; both derive from the provider info.
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders of the connection form, for Airflow 3.1."""
+        behaviour = _connection_type_info()["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (``coupon_host``), for Airflow 3.1.
+
+        Airflow 3.1's API server replaces these UI packages with stand-ins when they are not installed.
+        """
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            name: StringField(
+                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field.get("description", "")
+            )
+            for name, field in _connection_type_info()["conn-fields"].items()
+        }
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.capillary_conn_id)
+
+    @cached_property
+    def api_url(self) -> str:
+        """Base URL of the API host, where tokens and series come from."""
+        if not self.connection.host:
+            raise CapillaryConfigError(
+                f"Connection {self.capillary_conn_id!r} has no API host: set it, e.g. eu.api.capillarytech.com"
+            )
+        return base_url(self.connection.host)
+
+    @cached_property
+    def coupon_url(self) -> str:
+        """Base URL of the coupon endpoints: the extra ``coupon_host``, or the API host."""
+        coupon_host = self.connection.extra_dejson.get("coupon_host")
+        return base_url(coupon_host) if coupon_host else self.api_url
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds: the constructor's, else the connection's ``timeout`` extra, else the default."""
+        if self._timeout is not None:
+            return self._timeout
+        value = self.connection.extra_dejson.get("timeout")
+        try:
+            if value in (None, ""):
+                return DEFAULT_TIMEOUT
+            if isinstance(value, (list, tuple)):
+                connect, read = (float(part) for part in value)
+                return connect, read
+            return float(value), float(value)
+        except (TypeError, ValueError):
+            raise CapillaryConfigError(
+                f"Connection {self.capillary_conn_id!r}: the extra 'timeout' must be seconds or [connect, read], "
+                f"not {value!r}"
+            ) from None
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One session per hook, with the streaming adapter whose requests :meth:`abort` can cut."""
+        session = requests.Session()
+        adapter = LargeBlockAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    @cached_property
+    def http_settings(self) -> dict[str, Any]:
+        """``verify`` and ``proxies`` from the connection's extras, passed with every request.
+
+        Per request rather than on the session: requests lets ``REQUESTS_CA_BUNDLE`` and the proxy
+        environment variables win over a session's own settings, never over a request's.
+        """
+        extra, settings = self.connection.extra_dejson, {}
+        verify = extra.get("verify")
+        if isinstance(verify, str) and verify.strip().lower() in ("false", "true"):
+            verify = verify.strip().lower() == "true"
+        if verify not in (None, ""):
+            if not isinstance(verify, (bool, str)):
+                raise CapillaryConfigError(
+                    f"Connection {self.capillary_conn_id!r}: the extra 'verify' must be true, false or the path "
+                    f"of a CA bundle, not {verify!r}"
+                )
+            settings["verify"] = verify
+        proxies = extra.get("proxies")
+        if proxies:
+            if not isinstance(proxies, Mapping):
+                raise CapillaryConfigError(
+                    f"Connection {self.capillary_conn_id!r}: the extra 'proxies' must map a scheme to a proxy URL, "
+                    'e.g. {"https": "http://proxy:3128"}'
+                )
+            settings["proxies"] = {str(k): str(v) for k, v in proxies.items()}
+        return settings
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one request with the connection's settings; ``requests``' errors come out as ours."""
+        hosts = [self.connection.extra_dejson.get("coupon_host"), self.connection.host]
+        bare = any(host and "://" not in host and url.startswith(base_url(host)) for host in hosts)
+        kwargs.setdefault("timeout", self.timeout)
+        return send(self.session, method, url, bare_host=bare, **self.http_settings, **kwargs)
+
+    # -- token ------------------------------------------------------------------------------------
+
+    def get_token(self) -> str:
+        """Return a valid OAuth token, asking Capillary for a new one when the cached one is about to expire.
+
+        Tokens are cached per process and credentials (:class:`._transport.TokenCache`), so the hooks of
+        many tasks or deferred waits in one process share one token. A new token is handed to
+        ``mask_secret`` the moment it arrives, so it is masked in every log.
+        """
+        key = self._token_key()
+        with TOKENS.lock:
+            token = TOKENS.get(key)
+            if token is None:
+                try:
+                    token, ttl = self._retrying(self._generate_token)
+                except CapillaryTransientError as exc:
+                    # Already retried here: callers must not retry it again (their retries wrap this call).
+                    raise CapillaryApiError(
+                        f"No token from {self.api_url}{TOKEN_ENDPOINT} after {self.retry_limit} attempts: {exc}",
+                        status_code=exc.http_status,
+                    ) from exc
+                TOKENS.put(key, token, ttl)
+            self._token = token
+            return token
+
+    def invalidate_token(self) -> None:
+        """Forget the cached token (Capillary refused it); the next call asks for a new one."""
+        with TOKENS.lock:
+            TOKENS.discard(self._token_key(), self._token)
+            self._token = None
+
+    def _token_key(self) -> tuple[str, str, str]:
+        """Whose token: the API host and client key, and a digest of the secret (a changed secret is a new key)."""
+        conn = self.connection
+        secret_digest = hashlib.sha256((conn.password or "").encode()).hexdigest()
+        return self.api_url, conn.login or "", secret_digest
+
+    def _generate_token(self) -> tuple[str, float]:
+        conn = self.connection
+        if not conn.login or not conn.password:
+            raise CapillaryAuthError(
+                f"Connection {self.capillary_conn_id!r} needs the client key (login) and client secret "
+                "(password) of a Capillary API client."
+            )
+        response = self._request(
+            "POST", self.api_url + TOKEN_ENDPOINT, json={"key": conn.login, "secret": conn.password}
+        )
+        body = self._envelope(response, "token request")
+        data = body.get("data")
+        if isinstance(data, dict) and data.get("accessToken"):
+            token = str(data["accessToken"])
+            mask_secret(token)
+            return token, float(data.get("ttlSeconds") or 300)
+        errors = body.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code, message = first.get("code"), self._redact(str(first.get("message") or "no token in the answer"), response)
+        if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
+            raise CapillaryAuthError(
+                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
+                f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
+            )
+        self._raise_for_status(response, f"token request failed: {code} {message}")
+        raise CapillaryApiError(
+            f"Capillary answered the token request without a token: {code} {message}",
+            status_code=response.status_code,
+            request_id=request_id(response),
+        )
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], Any], *, when: Callable[[BaseException], bool] = is_transient) -> Any:
+        return retrying(call, when=when, attempts=self.retry_limit, max_wait=self.retry_max_wait, log=self.log)
+
+    def _with_token(self, send: Callable[[str], requests.Response]) -> requests.Response:
+        """Send with the current token; on 401/498 get a new token and send once more."""
+        response = send(self.get_token())
+        if response.status_code in REAUTH_STATUSES:
+            self.log.info("Capillary answered %s: renewing the token and retrying once", response.status_code)
+            self.invalidate_token()
+            response = send(self.get_token())
+        return response
+
+    def _redact(self, text: str, response: requests.Response) -> str:
+        """``text`` from an answer, without the client secret or the token sent (a proxy may echo them)."""
+        secrets = [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
+        for secret in secrets:
+            if isinstance(secret, bytes):
+                secret = secret.decode("latin-1")
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """The answer's JSON object; an unreadable answer (a proxy's error page, a cut body) is transient.
+
+        Nothing says whether Capillary acted on such a request: safe calls are retried, an upload is not.
+        """
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            quote = self._redact(response.text, response)[:200]
+            raise transient_answer(f"Capillary {what} failed: the answer is not JSON: {quote!r}", response)
+        return body
+
+    def _raise_for_status(self, response: requests.Response, message: str) -> None:
+        status, req_id = response.status_code, request_id(response)
+        if status in REAUTH_STATUSES:
+            raise ReauthRequired(
+                f"{message}; a freshly generated token was refused too", status_code=status, request_id=req_id
+            )
+        if status in TRANSIENT_STATUSES or status >= 500:
+            raise transient_answer(message, response)
+        if 400 <= status < 500:
+            raise CapillaryPermanentApiError(message, status_code=status, request_id=req_id)
+
+    def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """Check Capillary's envelope and return its ``result``: ``success: false`` fails on any HTTP status."""
+        body = self._envelope(response, what)
+        if body.get("success") is True and response.ok:
+            result = body.get("result")
+            return result if isinstance(result, dict) else {}
+        message = self._redact(str(body.get("message") or response.reason), response)
+        self._raise_for_status(response, f"Capillary {what} failed: {message}")
+        raise CapillaryApiError(
+            f"Capillary {what} failed: {message}", status_code=response.status_code, request_id=request_id(response)
+        )
+
+    def _get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._with_token(lambda token: self._request("GET", url, headers={TOKEN_HEADER: token}, **kwargs))
+
+    def abort(self) -> None:
+        """Stop uploads at once, from any thread (``on_kill``): the body stops at its next block, a request
+        waiting for its answer has its connection shut down, and no further upload starts.
+
+        Whether Capillary stored a batch whose upload was cut is unknown: a rerun looks for it by name.
+        """
+        self._aborted.set()
+        if "session" in self.__dict__:
+            for adapter in self.session.adapters.values():
+                if isinstance(adapter, LargeBlockAdapter):
+                    adapter.shutdown_in_flight()
+            self.session.close()
+
+    @property
+    def aborted(self) -> bool:
+        """True once :meth:`abort` was called."""
+        return self._aborted.is_set()
+
+    def _log_progress(self, sent: int, total: int, elapsed: float) -> None:
+        rate = sent / elapsed if elapsed else 0.0
+        percent = 100.0 * sent / total if total else 100.0
+        self.log.info(
+            "Upload progress: %s of %s (%.1f%%) at %s/s",
+            human_bytes(sent),
+            human_bytes(total),
+            percent,
+            human_bytes(rate),
+        )
+
+    # -- connection test --------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Prove the credentials (and the hosts) by asking for a token; nothing is uploaded."""
+        try:
+            self.invalidate_token()
+            self.get_token()
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Capillary accepted the client key of connection {self.capillary_conn_id!r}."
+
+
+def _connection_type_info() -> dict[str, Any]:
+    """The ``capillary`` entry of the provider info: the one declaration of the connection form."""
+    from capillary_provider.get_provider_info import get_provider_info
+
+    for entry in get_provider_info()["connection-types"]:
+        if entry["connection-type"] == CapillaryBaseHook.conn_type:
+            return dict(entry)
+    raise LookupError(f"get_provider_info declares no {CapillaryBaseHook.conn_type!r} connection type")

@@ -1,0 +1,312 @@
+"""Transport for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: session, streaming, retries, tokens.
+
+Private to the hook. What is here knows HTTP but no Capillary endpoint: a session whose requests can
+be cut from another thread (``on_kill``), a streamed upload body that reports progress, retries with
+backoff that honour ``Retry-After``, the translation of ``requests``' errors into ours, and the
+process-wide token cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sized
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+import requests
+import tenacity
+from airflow.sdk import ObjectStoragePath
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+from capillary_provider.exceptions import (
+    CapillaryConfigError,
+    CapillaryError,
+    CapillaryTransientError,
+    CouponUploadAborted,
+)
+
+REQUEST_ID_HEADER = "X-Cap-Requestid"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Answers worth retrying with backoff, for calls that are safe to repeat."""
+TOKEN_REFRESH_LEAD_SECONDS = 120.0
+"""Renew a token this long before it expires, so a slow request never carries an expiring token."""
+UPLOAD_BLOCK_SIZE = 1024 * 1024
+"""Bytes handed to the socket per send. requests' default (16 KiB) costs a third of the throughput."""
+PROGRESS_INTERVAL_SECONDS = 10.0
+
+T = TypeVar("T")
+
+
+class BinaryReader(Protocol):
+    """What the hook needs of a file object: read it, and rewind it for another attempt."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
+
+UploadSource = str | os.PathLike[str] | BinaryReader | ObjectStoragePath
+
+
+class _TrackingPoolMixin:
+    """Remembers the connections a pool has lent out, so that the hook's ``abort()`` can cut them."""
+
+    lent: weakref.WeakSet[Any]
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        self.lent.add(conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:  # urllib3 hands back None for a connection it dropped
+            self.lent.discard(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _TrackingHTTPPool(_TrackingPoolMixin, HTTPConnectionPool):
+    pass
+
+
+class _TrackingHTTPSPool(_TrackingPoolMixin, HTTPSConnectionPool):
+    pass
+
+
+class LargeBlockAdapter(HTTPAdapter):
+    """An adapter whose connections send request bodies in :data:`UPLOAD_BLOCK_SIZE` blocks.
+
+    Its pools remember the connections in use, so :meth:`shutdown_in_flight` can interrupt a request
+    blocked in another thread (a send or a wait for the answer): closing a session does not.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = UPLOAD_BLOCK_SIZE
+        super().init_poolmanager(*args, **kwargs)
+        self._lent: weakref.WeakSet[Any] = weakref.WeakSet()
+        lent = self._lent
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("_Pool", (_TrackingHTTPPool,), {"lent": lent}),
+            "https": type("_Pool", (_TrackingHTTPSPool,), {"lent": lent}),
+        }
+
+    def shutdown_in_flight(self) -> None:
+        """Shut down the sockets of requests in progress: their send or receive fails at once."""
+        for conn in list(self._lent):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class ProgressReader:
+    """Wraps the file part of an upload: counts bytes as they are sent and logs progress at a steady pace.
+
+    requests_toolbelt takes a part's ``len()`` as the bytes still to send: it computes the body's
+    Content-Length from it up front, then reads until it reaches 0.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryReader,
+        length: int,
+        report: Callable[[int, int, float], None],
+        aborted: threading.Event | None = None,
+    ) -> None:
+        self._raw = raw
+        self._aborted = aborted
+        self._length = length
+        self._report = report
+        self._sent = 0
+        self._started = time.monotonic()
+        self._last_report = self._started
+
+    def __len__(self) -> int:
+        return self._length - self._sent
+
+    def read(self, size: int = -1) -> bytes:
+        if self._aborted is not None and self._aborted.is_set():
+            raise CouponUploadAborted(f"Upload aborted after {self._sent} of {self._length} bytes: the task was killed")
+        data = self._raw.read(size)
+        if not data and size != 0 and self._sent < self._length:
+            # requests_toolbelt reads until the declared length is reached: never loop on a short file.
+            raise CapillaryError(f"The file ended after {self._sent} of the {self._length} bytes announced")
+        self._sent += len(data)
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_INTERVAL_SECONDS:
+            self._last_report = now
+            self._report(self._sent, self._length, now - self._started)
+        return data
+
+
+def request_id(response: requests.Response) -> str | None:
+    return response.headers.get(REQUEST_ID_HEADER)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, if it is a number (an HTTP date falls back to backoff)."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def base_url(host: str) -> str:
+    """A bare host name means https; a full URL (e.g. http://127.0.0.1:8080 for the sandbox) is kept."""
+    host = host.strip().rstrip("/")
+    return host if "://" in host else f"https://{host}"
+
+
+def transient_answer(message: str, response: requests.Response) -> CapillaryTransientError:
+    """The error for an answer worth retrying (429, 5xx, unreadable), with its status and ``Retry-After``."""
+    return CapillaryTransientError(
+        message,
+        status_code=response.status_code,
+        request_id=request_id(response),
+        retry_after=retry_after(response),
+    )
+
+
+def send(session: requests.Session, method: str, url: str, *, bare_host: bool, **kwargs: Any) -> requests.Response:
+    """Send one request; ``requests``' errors come out as ours, so no caller needs to know ``requests``.
+
+    A connection that could not be made (refused, no route, connect timeout) never reached Capillary;
+    any other failure may have. An https connection to a server speaking plain HTTP cannot work on
+    any retry: when the URL came from a bare host name it is a configuration mistake.
+    """
+    try:
+        return session.request(method, url, **kwargs)
+    except requests.exceptions.SSLError as exc:
+        if bare_host and "WRONG_VERSION_NUMBER" in str(exc):
+            raise CapillaryConfigError(
+                f"{url.split('/')[2]} answered plain HTTP to an https request. A bare host name means https: "
+                f"write the host as http://{url.split('/')[2]} in the connection if it really serves plain HTTP "
+                "(a local sandbox), or check the port."
+            ) from exc
+        raise CapillaryTransientError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise CapillaryTransientError(
+            f"{method} {url} failed: {type(exc).__name__}: {exc}", reached_server=not _never_connected(exc)
+        ) from exc
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        return isinstance(getattr(reason, "reason", None), NewConnectionError)
+    return False
+
+
+def retrying(
+    call: Callable[[], T],
+    *,
+    when: Callable[[BaseException], bool],
+    attempts: int,
+    max_wait: float,
+    log: Any,
+) -> T:
+    """Run ``call``, retrying with exponential backoff (or ``Retry-After``) while ``when`` says so."""
+    backoff = tenacity.wait_exponential_jitter(initial=1, max=max_wait)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = exc.retry_after if isinstance(exc, CapillaryTransientError) else None
+        return min(after, max_wait) if after is not None else backoff(state)
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "Capillary call failed (%s: %s); attempt %d of %d, retrying in %.1f s",
+            type(exc).__name__,
+            exc,
+            state.attempt_number,
+            attempts,
+            state.upcoming_sleep,
+        )
+
+    retryer = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(when),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    return retryer(call)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, CapillaryTransientError)
+
+
+class TokenCache:
+    """Tokens shared by every hook of the process, keyed by API host, client key and secret digest.
+
+    A triggerer runs many deferred waits in one process: each fetching its own token would cost a
+    token call per wait, and every new token grows the secrets masker, whose cost grows with each
+    secret it holds. ``lock`` is held while a token is fetched, so concurrent hooks wait for one fetch.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def get(self, key: tuple[str, str, str]) -> str | None:
+        token, renew_at = self._tokens.get(key, (None, 0.0))
+        return token if time.monotonic() < renew_at else None
+
+    def put(self, key: tuple[str, str, str], token: str, ttl: float) -> None:
+        """Keep ``token`` until ``ttl`` minus a lead time, so no request leaves with an expiring token."""
+        lead = min(TOKEN_REFRESH_LEAD_SECONDS, ttl / 5)
+        self._tokens[key] = (token, time.monotonic() + ttl - lead)
+
+    def discard(self, key: tuple[str, str, str], token: str | None) -> None:
+        """Forget ``key``'s token if it is still ``token`` (another hook may have renewed it already)."""
+        if token is None or self._tokens.get(key, ("", 0.0))[0] == token:
+            self._tokens.pop(key, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._tokens.clear()
+
+
+TOKENS = TokenCache()
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+@contextmanager
+def open_source(file: UploadSource) -> Iterator[tuple[BinaryReader, int]]:
+    """Open an upload source and tell how many bytes remain in it, without reading it."""
+    if isinstance(file, ObjectStoragePath):
+        with file.open("rb") as handle:  # type: ignore[no-untyped-call]
+            yield handle, file.stat().st_size - handle.tell()
+    elif isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as handle:
+            yield handle, os.fstat(handle.fileno()).st_size
+    else:
+        yield file, remaining_length(file)
+
+
+def remaining_length(handle: BinaryReader) -> int:
+    """Bytes from the current position to the end: from ``len()`` where the object knows it, else by seeking."""
+    if isinstance(handle, Sized):  # e.g. a BatchReader: a window onto a larger stream
+        return len(handle) - handle.tell()
+    position = handle.tell()
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(position)
+    return end - position
