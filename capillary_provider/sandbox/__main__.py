@@ -16,8 +16,8 @@ Options:
 ``--key/--secret``    the only accepted OAuth client credentials (default sandbox-key/sandbox-secret).
 ``--token-ttl``       token lifetime in seconds, reported as ``ttlSeconds`` (default 3600).
 ``--token-prefix``    prefix of issued tokens (default ``sbx-tok-``).
-``--step-seconds``    upload jobs move STARTED -> VALIDATED -> COMMITED -> FINISHED one step every
-                      this many seconds (default 1.0; 0 = at once).
+``--step-seconds``    upload jobs move STARTED -> VALIDATED -> COMMITED -> FINISHED (redeemed jobs
+                      QUEUED -> COMPLETED) one step every this many seconds (default 1.0; 0 = at once).
 ``--data-dir``        where uploads, error/success files and the code index go (default: a new
                       temporary directory).
 ``--existing-codes``  file with one coupon code per line, treated as already present in every series.
