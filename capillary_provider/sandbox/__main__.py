@@ -5,7 +5,7 @@ Usage::
     python -m capillary_provider.sandbox [--host 127.0.0.1] [--port 0] [--port-file PATH]
         [--key sandbox-key] [--secret sandbox-secret] [--token-ttl 3600] [--token-prefix sbx-tok-]
         [--step-seconds 1.0] [--data-dir DIR] [--existing-codes FILE] [--fault JSON ...]
-        [--series-state ID=STATE ...] [--log-level warning]
+        [--series-state ID=STATE ...] [--series-codes ID=FILE ...] [--log-level warning]
 
 Options:
 
@@ -24,6 +24,8 @@ Options:
 ``--fault``           a fault rule as JSON (repeatable), loaded at start; see below.
 ``--series-state``    ``ID=STATE`` (repeatable): how ``GET /v2/coupon/series`` shows series ID: ``valid``
                       (the default for every id), ``unknown``, ``expired`` or ``forbidden`` (403).
+``--series-codes``    ``ID=FILE`` (repeatable): codes, one per line, known in series ID from the start
+                      (redeemable, duplicates for uploads), as if uploaded without customers.
 ``--log-level``       uvicorn log level (default warning).
 
 Once listening it prints ``Capillary sandbox listening on http://127.0.0.1:PORT``.
@@ -129,6 +131,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="series read state of a series: valid, unknown, expired or forbidden (repeatable)",
     )
     add(
+        "--series-codes",
+        action="append",
+        default=[],
+        metavar="ID=FILE",
+        help="file of codes, one per line, known in series ID from the start (repeatable)",
+    )
+    add(
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
@@ -175,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invalid --series-state: {exc}", file=sys.stderr)
             return 2
         series_states[series_id] = state
+    series_codes: dict[int, frozenset[str]] = {}
+    for raw in args.series_codes:
+        series_text, sep, path = raw.partition("=")
+        if not sep or not series_text.strip().isdigit() or int(series_text) <= 0 or not Path(path).is_file():
+            print(f"invalid --series-codes {raw!r}: expected SERIES_ID=FILE with an existing file", file=sys.stderr)
+            return 2
+        series_id = int(series_text)
+        series_codes[series_id] = series_codes.get(series_id, frozenset()) | SandboxConfig.read_codes_file(Path(path))
     config = SandboxConfig(
         key=args.key,
         secret=args.secret,
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         existing_codes=SandboxConfig.read_codes_file(args.existing_codes) if args.existing_codes else frozenset(),
         faults=faults,
         series_states=series_states,
+        series_codes=series_codes,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir

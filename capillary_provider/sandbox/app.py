@@ -49,6 +49,11 @@ class Sandbox:
             self.faults.add(FaultRule.model_validate(rule))
         self.worker = CsvWorker(config.data_dir, config.existing_codes)
         self.series = SeriesBook(config.series_states)
+        self._seed_configured_codes()
+
+    def _seed_configured_codes(self) -> None:
+        for series_id, codes in self.config.series_codes.items():
+            self.worker.seed(series_id, [(code, None) for code in sorted(codes)], None)
 
     def auth_failure(self, request: Request) -> Response | None:
         outcome, expiry = self.state.check_token(request.headers.get(TOKEN_HEADER))
@@ -62,6 +67,7 @@ class Sandbox:
         self.state.reset()
         self.faults.clear()
         self.worker.clear_codes()
+        self._seed_configured_codes()
         self.series.reset()
 
 

@@ -17,7 +17,7 @@ from capillary_provider.sandbox.series import SERIES_STATES
 
 if TYPE_CHECKING:
     from capillary_provider.sandbox.app import Sandbox
-    from capillary_provider.sandbox.codes import CodeStore, KnownCode
+    from capillary_provider.sandbox.codes import KnownCode
 
 
 async def _json_body(request: Request) -> Any:
@@ -77,22 +77,7 @@ def control_router(sandbox: Sandbox) -> APIRouter:
         seeds = _seeds(payload)
         if isinstance(seeds, str):
             return JSONResponse({"ok": False, "error": seeds}, 422)
-        customer_type = payload.get("customerIdentifier")
-
-        def seed(store: CodeStore) -> list[KnownCode]:
-            store.db.execute("BEGIN")
-            added: list[KnownCode] = []
-            for code, customer in seeds:
-                known, created = store.seed(series_id, code, customer_type if customer else None, customer)
-                added.append(known)
-                if created and customer:
-                    sandbox.worker.counters.add(series_id, numUploadedTotal=1, numIssued=1)
-                elif created:
-                    sandbox.worker.counters.add(series_id, numUploadedTotal=1, numUploadedNonIssued=1)
-            store.db.execute("COMMIT")
-            return added
-
-        known: list[KnownCode] = await asyncio.wrap_future(sandbox.worker.run_task(seed))
+        known = await asyncio.wrap_future(sandbox.worker.seed(series_id, seeds, payload.get("customerIdentifier")))
         return JSONResponse({"ok": True, "codes": [code.as_json() for code in known]})
 
     @router.get("/requests")

@@ -15,7 +15,7 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from capillary_provider.sandbox.codes import CodeStore, SeriesCounters
+from capillary_provider.sandbox.codes import CodeStore, KnownCode, SeriesCounters
 from capillary_provider.sandbox.identifiers import IDENTIFIER_CHECKS, IDENTIFIER_TYPES
 from capillary_provider.sandbox.redeem import RedeemJob, RedeemRows
 
@@ -59,6 +59,29 @@ class CsvWorker:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._queue.put((task, future))
         return future
+
+    def seed(
+        self, series: int, seeds: list[tuple[str, str | None]], customer_type: str | None
+    ) -> concurrent.futures.Future[list[KnownCode]]:
+        """Make ``(code, customer or None)`` known in the series (after the jobs already queued)."""
+
+        def seed(store: CodeStore) -> list[KnownCode]:
+            known: list[tuple[KnownCode, bool]] = []
+            store.db.execute("BEGIN")
+            try:
+                for code, customer in seeds:
+                    known.append(store.seed(series, code, customer_type if customer else None, customer))
+            except BaseException:
+                store.db.execute("ROLLBACK")
+                raise
+            store.db.execute("COMMIT")
+            for (_, customer), (_, created) in zip(seeds, known, strict=True):
+                if created:
+                    issued = {"numIssued" if customer else "numUploadedNonIssued": 1}
+                    self.counters.add(series, numUploadedTotal=1, **issued)
+            return [added for added, _ in known]
+
+        return self.run_task(seed)
 
     def clear_codes(self) -> None:
         """Forget all known codes and counters (the store is cleared before the next job is processed)."""

@@ -161,6 +161,7 @@ def running_sandbox(
     existing_codes: str | os.PathLike[str] | None = None,
     faults: list[dict[str, Any]] | None = None,
     series_states: dict[int, str] | None = None,
+    series_codes: dict[int, str | os.PathLike[str]] | None = None,
     log_level: str = "warning",
     start_timeout: float = 30.0,
 ) -> Iterator[SandboxClient]:
@@ -186,6 +187,8 @@ def running_sandbox(
             command += ["--fault", json.dumps(rule)]
         for series_id, state in (series_states or {}).items():
             command += ["--series-state", f"{series_id}={state}"]
+        for series_id, path in (series_codes or {}).items():
+            command += ["--series-codes", f"{series_id}={path}"]
         stderr_path = Path(run_dir) / "stderr.log"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
+from capillary_provider.sandbox.testing import SandboxClient, SandboxStartError, running_sandbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -512,3 +512,24 @@ def test_data_dir_holds_the_stored_redeem_file(sbx: SandboxClient, token: str) -
     [job] = sbx.redeemed_jobs()
     assert job["jobId"] == job_id
     assert Path(job["storedPath"]).read_text(encoding="utf-8") == HEADER_ROW + "x\n"
+
+
+def test_cli_series_codes_are_known_from_the_start_and_after_reset(tmp_path: Path) -> None:
+    codes = tmp_path / "series9.txt"
+    codes.write_text("CLI1\n\nCLI2\n", encoding="utf-8")
+    with running_sandbox(step_seconds=FAST, series_codes={9: codes}) as other:
+        token = other.token()
+        rows = HEADER_ROW + f"{MILLIS},t,919876543210,CLI1,\n{MILLIS},t,919876543210,CLI2,\n"
+        assert completed(other, token, rows, series=9)["errorCount"] == 0
+        assert completed(other, token, rows, series=10)["errorCount"] == 2
+        other.reset()
+        assert [c["code"] for c in other.series_codes(9)] == ["CLI1", "CLI2"]
+        assert completed(other, other.token(), rows, series=9)["errorCount"] == 0
+
+
+def test_invalid_cli_series_codes_fail_start_up(tmp_path: Path) -> None:
+    with (
+        pytest.raises(SandboxStartError, match="invalid --series-codes"),
+        running_sandbox(series_codes={9: tmp_path / "missing.txt"}),
+    ):
+        pass
