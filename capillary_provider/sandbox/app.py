@@ -1,4 +1,4 @@
-"""The sandbox FastAPI app: Capillary's token, upload and upload-status endpoints."""
+"""The sandbox FastAPI app: Capillary's token, upload and upload-status endpoints (others: *_routes.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ import json
 import re
 import secrets
 import time
-from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import FastAPI, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from capillary_provider.sandbox.config import SandboxConfig
 from capillary_provider.sandbox.control import control_router
 from capillary_provider.sandbox.faults import ExpireTokens, FaultBook, FaultRule, JobErrored
 from capillary_provider.sandbox.middleware import SandboxMiddleware, log_entry
-from capillary_provider.sandbox.multipart import FormError, receive_form
 from capillary_provider.sandbox.processing import IDENTIFIER_TYPES, CsvWorker
+from capillary_provider.sandbox.redeem_routes import redeem_router
 from capillary_provider.sandbox.responses import (
     after_processing,
     before_body,
@@ -27,7 +25,10 @@ from capillary_provider.sandbox.responses import (
     oauth_error,
     upload_envelope,
 )
+from capillary_provider.sandbox.series import SeriesBook
+from capillary_provider.sandbox.series_routes import series_router
 from capillary_provider.sandbox.state import Job, SandboxState, iso
+from capillary_provider.sandbox.uploads import bad_series, keep_file, read_form, reject, series_id_of
 
 __all__ = ["SandboxConfig", "create_app"]
 
@@ -47,6 +48,12 @@ class Sandbox:
         for rule in config.faults:
             self.faults.add(FaultRule.model_validate(rule))
         self.worker = CsvWorker(config.data_dir, config.existing_codes)
+        self.series = SeriesBook(config.series_states)
+        self._seed_configured_codes()
+
+    def _seed_configured_codes(self) -> None:
+        for series_id, codes in self.config.series_codes.items():
+            self.worker.seed(series_id, [(code, None) for code in sorted(codes)], None)
 
     def auth_failure(self, request: Request) -> Response | None:
         outcome, expiry = self.state.check_token(request.headers.get(TOKEN_HEADER))
@@ -60,16 +67,8 @@ class Sandbox:
         self.state.reset()
         self.faults.clear()
         self.worker.clear_codes()
-
-
-def _series_id(raw: str) -> int | None:
-    return int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) and int(raw) > 0 else None
-
-
-def _stored_name(uploaded: str, series_id: int) -> str:
-    stem = PurePosixPath(uploaded.replace("\\", "/")).stem
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem) or "upload"
-    return f"{stem}_{int(time.time() * 1000)}_{series_id}.csv"
+        self._seed_configured_codes()
+        self.series.reset()
 
 
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
@@ -79,6 +78,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_middleware(SandboxMiddleware, state=sandbox.state)
     app.include_router(control_router(sandbox))
+    app.include_router(redeem_router(sandbox))
+    app.include_router(series_router(sandbox))
 
     @app.post("/v3/oauth/token/generate")
     async def generate_token(request: Request) -> Response:
@@ -114,26 +115,18 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         early = before_body("upload", action) or sandbox.auth_failure(request)
         if early is not None:
             return early
-        series_id = _series_id(series)
+        series_id = series_id_of(series)
         if series_id is None:
-            return cap_error(400, f"couponSeriesId must be a positive integer, got {series!r}")
-        try:
-            form = await receive_form(request.headers.get("content-type"), request.stream(), sandbox.uploads_dir)
-        except FormError as exc:
-            return cap_error(400, str(exc))
-        except ClientDisconnect:
-            return Response(status_code=499)
-        entry["fileName"] = form.file_name
+            return bad_series(series)
+        form = await read_form(request, sandbox.uploads_dir, entry)
+        if isinstance(form, Response):
+            return form
         problem = _form_problem(form.fields, form.file_name)
         if problem is not None or form.file_path is None or form.file_name is None:
-            if form.file_path is not None:
-                form.file_path.unlink(missing_ok=True)
-            return cap_error(400, problem or "file is required")
+            return reject(form, problem or "file is required")
         column = form.fields.get("customerIdentifierColumn", "").strip()
         job_id = sandbox.state.new_job_id()
-        file_name = _stored_name(form.file_name, series_id)
-        disk_path = sandbox.uploads_dir / f"{job_id}_{file_name}"
-        form.file_path.rename(disk_path)
+        file_name, disk_path = keep_file(form.file_path, form.file_name, sandbox.uploads_dir, job_id, series_id)
         job = Job(
             job_id=job_id,
             series_id=series_id,
@@ -159,9 +152,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         early = before_body("status", action) or sandbox.auth_failure(request)
         if early is not None:
             return early
-        series_id = _series_id(series)
+        series_id = series_id_of(series)
         if series_id is None:
-            return cap_error(400, f"couponSeriesId must be a positive integer, got {series!r}")
+            return bad_series(series)
         jobs = sandbox.state.series_jobs(series_id)
         now, step = time.time(), sandbox.state.step_seconds
         latest = jobs[-1].file_name if jobs else None

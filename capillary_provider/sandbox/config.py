@@ -17,6 +17,9 @@ class SandboxConfig:
 
     ``faults`` holds fault rules (dicts in the JSON form accepted by ``POST /_sandbox/faults``)
     loaded at start. ``existing_codes`` are coupon codes treated as already present in every series.
+    ``series_states`` maps series ids to a state of the series read (``unknown``, ``expired``,
+    ``forbidden``; absent ids are ``valid``). ``series_codes`` are codes known in one series each (as if
+    uploaded as ``NOT_TAGGED``), seeded at start and again after every reset.
     """
 
     key: str = "sandbox-key"
@@ -28,6 +31,8 @@ class SandboxConfig:
     existing_codes: frozenset[str] = frozenset()
     faults: list[dict[str, object]] = field(default_factory=list)
     request_log_size: int = 10_000
+    series_states: dict[int, str] = field(default_factory=dict)
+    series_codes: dict[int, frozenset[str]] = field(default_factory=dict)
 
     @staticmethod
     def read_codes_file(path: Path) -> frozenset[str]:

@@ -78,6 +78,11 @@ def _airflow() -> str:
     return str(candidate) if candidate.exists() else "airflow"
 
 
+def _status(job: dict[str, Any]) -> str:
+    """A coupon job's ``uploadStatus`` or a redeemed job's ``uploadRedeemedCouponStatus``."""
+    return str(job.get("uploadStatus") or job.get("uploadRedeemedCouponStatus"))
+
+
 def main(argv: list[str] | None = None) -> int:
     from capillary_provider.sandbox.testing import running_sandbox
 
@@ -95,15 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         result = dags_test(args.dag_id, env, conf=args.conf)
         sys.stdout.write(result.stdout[-20000:])
         sys.stderr.write(result.stderr[-20000:])
-        jobs = sandbox.jobs()
-        print(f"\n{'job':>6} {'series':>8} {'status':<10} {'rows':>8} {'accepted':>9} {'rejected':>9}  file")
+        jobs = sandbox.jobs(kind="all")
+        columns = f"{'job':>6} {'kind':<8} {'series':>8} {'status':<10} {'rows':>8} {'accepted':>9} {'rejected':>9}"
+        print(f"\n{columns}  file")
         for job in jobs:
             print(
-                f"{job['jobId']:>6} {job.get('couponSeriesId', ''):>8} {job['uploadStatus']:<10} "
+                f"{job['jobId']:>6} {job['kind']:<8} {job.get('couponSeriesId', ''):>8} {_status(job):<10} "
                 f"{job['actualRowCount']:>8} {job['totalUploadedCount']:>9} {job['errorCount']:>9}  "
                 f"{job['uploadedFileName']}"
             )
-        finished = bool(jobs) and all(job["uploadStatus"] == "FINISHED" for job in jobs)
+        finished = bool(jobs) and all(_status(job) in {"FINISHED", "COMPLETED"} for job in jobs)
         print(f"\n`airflow dags test {args.dag_id}` exited {result.returncode}; jobs finished: {finished}")
         return 0 if result.returncode == 0 and finished else 1
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Endpoint = Literal["token", "upload", "status"]
+Endpoint = Literal["token", "upload", "status", "redeem_upload", "redeem_status", "series"]
+UPLOAD_ENDPOINTS = frozenset({"upload", "redeem_upload"})
 
 
 class _Action(BaseModel):
@@ -22,7 +23,7 @@ class StatusAction(_Action):
     retry_after: float | None = Field(default=None, ge=0)
     body: Any = None
     after_body: bool = False
-    """Upload only: read and store the body (the job IS created) before answering the status."""
+    """Uploads only: read and store the body (the job IS created) before answering the status."""
 
 
 class DropBeforeBody(_Action):
@@ -64,7 +65,7 @@ class ExpireTokens(_Action):
 
 
 class JobErrored(_Action):
-    """Upload endpoint only: the created job ends ERRORED instead of FINISHED."""
+    """Upload endpoints only: the created job ends ERRORED instead of FINISHED (or COMPLETED)."""
 
     type: Literal["job_errored"]
 
@@ -95,10 +96,10 @@ class FaultRule(BaseModel):
     def _check_endpoint(self) -> FaultRule:
         if isinstance(self.action, ExpireTokens) and self.endpoint != "token":
             raise ValueError("expire_tokens applies to the token endpoint only")
-        if isinstance(self.action, JobErrored) and self.endpoint != "upload":
-            raise ValueError("job_errored applies to the upload endpoint only")
-        if isinstance(self.action, StatusAction) and self.action.after_body and self.endpoint != "upload":
-            raise ValueError("status.after_body applies to the upload endpoint only")
+        if isinstance(self.action, JobErrored) and self.endpoint not in UPLOAD_ENDPOINTS:
+            raise ValueError("job_errored applies to the upload endpoints only")
+        if isinstance(self.action, StatusAction) and self.action.after_body and self.endpoint not in UPLOAD_ENDPOINTS:
+            raise ValueError("status.after_body applies to the upload endpoints only")
         return self
 
 

@@ -1,4 +1,4 @@
-"""Capillary-shaped answers: the two envelopes (OAuth ``data/errors`` and coupon ``success/status``)."""
+"""Capillary-shaped answers: the envelopes (OAuth ``data/errors``, coupon ``success/status``, v2 ``entity``)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ _MESSAGES = {
     504: "Gateway timeout",
 }
 
+_TRUNCATED = {"token": b'{"data": {"accessTok', "series": b'{"entity": [{"id'}
+
 
 def cap_error(status: int, message: str, http_status: int | None = None) -> JSONResponse:
     return JSONResponse(
@@ -49,17 +51,23 @@ def invalid_credentials() -> JSONResponse:
     return oauth_error(401, INVALID_CREDENTIALS_CODE, "Invalid client key and secret")
 
 
-def upload_envelope(series_id: int, file_name: str | None, jobs: list[dict[str, Any]]) -> JSONResponse:
+def v2_error(status: int, message: str, http_status: int | None = None) -> JSONResponse:
+    """The v2 API's failure form (``/v2/coupon/series``)."""
+    return JSONResponse(
+        {"entity": None, "errors": [{"code": status, "message": message}], "warnings": []},
+        status_code=status if http_status is None else http_status,
+    )
+
+
+def upload_envelope(
+    series_id: int, file_name: str | None, jobs: list[dict[str, Any]], jobs_key: str = "uploadJobStatuses"
+) -> JSONResponse:
+    """``jobs_key``: ``uploadJobStatuses`` (coupon uploads) or ``redeemUploadJobStatuses`` (redemptions)."""
     return JSONResponse(
         {
             "success": True,
             "status": 200,
-            "result": {
-                "orgId": 0,
-                "couponSeriesId": series_id,
-                "fileName": file_name,
-                "uploadJobStatuses": jobs,
-            },
+            "result": {"orgId": 0, "couponSeriesId": series_id, "fileName": file_name, jobs_key: jobs},
         }
     )
 
@@ -76,6 +84,8 @@ def injected_status(endpoint: Endpoint, action: StatusAction) -> JSONResponse:
             response = oauth_error(status, status, _MESSAGES.get(status, f"Injected HTTP {status}"))
     elif status == 498:
         response = cap_error(498, f"Token expired at {iso(time.time())}")
+    elif endpoint == "series":
+        response = v2_error(status, _MESSAGES.get(status, f"Injected HTTP {status}"))
     else:
         response = cap_error(status, _MESSAGES.get(status, f"Injected HTTP {status}"))
     response.headers.update(headers)
@@ -98,11 +108,13 @@ async def after_processing(endpoint: Endpoint, action: FaultAction | None, respo
     if isinstance(action, DelayAction):
         await asyncio.sleep(action.seconds)
     elif isinstance(action, MalformedJson):
-        body = b'{"data": {"accessTok' if endpoint == "token" else b'{"success": tru'
+        body = _TRUNCATED.get(endpoint, b'{"success": tru')
         return Response(body, status_code=200, media_type="application/json")
     elif isinstance(action, SuccessFalse):
         if endpoint == "token":
             return oauth_error(200, 500, "Injected failure")
+        if endpoint == "series":
+            return v2_error(500, "Injected failure", http_status=200)
         return cap_error(500, "Injected failure", http_status=200)
     elif isinstance(action, StatusAction):
         return injected_status(endpoint, action)

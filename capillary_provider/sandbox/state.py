@@ -9,15 +9,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 STAGES = ("STARTED", "VALIDATED", "COMMITED", "FINISHED")
-LAST_STAGE = len(STAGES) - 1
 
 TokenCheck = Literal["ok", "missing", "unknown", "expired"]
+JobKind = Literal["coupon", "redeemed"]
+KindFilter = Literal["coupon", "redeemed", "all"]
 
 
 def now_millis() -> int:
@@ -53,57 +54,69 @@ class Job:
     success_file_url: str | None = None
     cancelled: bool = False
 
+    kind: ClassVar[JobKind] = "coupon"
+    stages: ClassVar[tuple[str, ...]] = STAGES
+
     def raw_stage(self, now: float, step_seconds: float) -> int:
+        last = len(self.stages) - 1
         if step_seconds <= 0:
-            return LAST_STAGE
+            return last
         steps = math.floor((now - self.base_time) / step_seconds)
-        return min(LAST_STAGE, self.base_stage + max(0, steps))
+        return min(last, self.base_stage + max(0, steps))
 
     def _stage_time(self, stage: int, step_seconds: float) -> float:
         return self.base_time + max(0, stage - self.base_stage) * max(step_seconds, 0.0)
 
-    def view(self, now: float, step_seconds: float, *, as_created: bool = False) -> dict[str, Any]:
-        """The job as Capillary shows it in ``uploadJobStatuses`` (``as_created``: as the upload answers it)."""
+    def progress(self, now: float, step_seconds: float, *, as_created: bool = False) -> tuple[str, float, bool]:
+        """``(status, updated, done)``: the status name, when it was reached, and whether it is the good end."""
+        last = len(self.stages) - 1
         stage = 0 if as_created else self.raw_stage(now, step_seconds)
         if self.parsed_at is None:
             stage = min(stage, 0)  # validation is the CSV parse: nothing moves until it is done
         updated = self._stage_time(stage, step_seconds) if stage > 0 else self.created
         if stage > 0 and self.parsed_at is not None:
             updated = max(updated, self.parsed_at)
-        status = STAGES[stage]
+        status = self.stages[stage]
         terminal = False
         if self.parse_error is not None and stage >= 1:
             status, terminal = "ERRORED", True
-        elif stage == LAST_STAGE:
+        elif stage == last:
             terminal = True
             if self.force_errored:
                 status = "ERRORED"
-        finished = terminal and status == "FINISHED"
+        return status, updated, terminal and status == self.stages[last]
+
+    def _common_view(self, updated: float, done: bool) -> dict[str, Any]:
+        return {
+            "createdOn": str(int(self.created * 1000)),
+            "updatedOn": str(int(updated * 1000)),
+            "errorFileUrl": self.error_file_url if done else None,
+            "successFileUrl": self.success_file_url if done else None,
+            "uploadedFileUrl": self.uploaded_file_url,
+            "totalUploadedCount": self.accepted_rows if done else 0,
+            "actualRowCount": self.actual_rows if done else 0,
+            "errorCount": self.error_rows if done else 0,
+            "uploadTableName": None,
+            "uploadedFileName": self.uploaded_file_name,
+        }
+
+    def view(self, now: float, step_seconds: float, *, as_created: bool = False) -> dict[str, Any]:
+        """The job as Capillary shows it in ``uploadJobStatuses`` (``as_created``: as the upload answers it)."""
+        status, updated, done = self.progress(now, step_seconds, as_created=as_created)
         return {
             "jobId": self.job_id,
             "uploadStatus": status,
-            "createdOn": str(int(self.created * 1000)),
-            "updatedOn": str(int(updated * 1000)),
-            "errorFileUrl": self.error_file_url if finished else None,
-            "successFileUrl": self.success_file_url if finished else None,
-            "uploadedFileUrl": self.uploaded_file_url,
-            "totalUploadedCount": self.accepted_rows if finished else 0,
-            "actualRowCount": self.actual_rows if finished else 0,
-            "errorCount": self.error_rows if finished else 0,
-            "uploadTableName": None,
-            "uploadedFileName": self.uploaded_file_name,
+            **self._common_view(updated, done),
             "audienceGroupId": None,
             "audienceGroupVersionId": None,
         }
 
-    def control_view(self, now: float, step_seconds: float) -> dict[str, Any]:
-        """The job for ``/_sandbox/jobs``: the Capillary view plus sandbox internals."""
+    def _internals(self) -> dict[str, Any]:
         return {
-            **self.view(now, step_seconds),
             "couponSeriesId": self.series_id,
+            "kind": self.kind,
             "fileName": self.file_name,
             "customerIdentifier": self.identifier,
-            "customerIdentifierColumn": self.identifier_column,
             "storedPath": str(self.disk_path),
             "parsed": self.parsed_at is not None,
             "parseError": self.parse_error,
@@ -113,6 +126,14 @@ class Job:
                 "errorCount": self.error_rows,
                 "totalUploadedCount": self.accepted_rows,
             },
+        }
+
+    def control_view(self, now: float, step_seconds: float) -> dict[str, Any]:
+        """The job for ``/_sandbox/jobs``: the Capillary view plus sandbox internals."""
+        return {
+            **self.view(now, step_seconds),
+            **self._internals(),
+            "customerIdentifierColumn": self.identifier_column,
         }
 
 
@@ -162,13 +183,14 @@ class SandboxState:
             job.base_time = job.created
             self._jobs[job.job_id] = job
 
-    def series_jobs(self, series_id: int) -> list[Job]:
-        with self._lock:
-            return sorted((j for j in self._jobs.values() if j.series_id == series_id), key=lambda j: j.job_id)
+    def series_jobs(self, series_id: int, kind: KindFilter = "coupon") -> list[Job]:
+        """The series' jobs of this kind (coupon uploads by default), oldest first."""
+        return [job for job in self.all_jobs(kind) if job.series_id == series_id]
 
-    def all_jobs(self) -> list[Job]:
+    def all_jobs(self, kind: KindFilter = "all") -> list[Job]:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.job_id)
+            jobs = sorted(self._jobs.values(), key=lambda j: j.job_id)
+        return [job for job in jobs if kind == "all" or job.kind == kind]
 
     def set_step_seconds(self, seconds: float) -> None:
         """Change the pace; jobs keep the stage they reached and continue at the new pace from now."""

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 DEFAULT_KEY = "sandbox-key"
 DEFAULT_SECRET = "sandbox-secret"
+_ENDED = frozenset({"FINISHED", "COMPLETED", "ERRORED"})
 
 
 class SandboxStartError(RuntimeError):
@@ -76,9 +77,48 @@ class SandboxClient:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
-    def jobs(self, series_id: int | None = None) -> list[dict[str, Any]]:
-        params = {} if series_id is None else {"series": series_id}
+    def jobs(self, series_id: int | None = None, kind: str = "coupon") -> list[dict[str, Any]]:
+        """Control views of the jobs, oldest first: ``kind`` ``"coupon"`` (uploads), ``"redeemed"`` or ``"all"``."""
+        params: dict[str, Any] = {"kind": kind}
+        if series_id is not None:
+            params["series"] = series_id
         result: list[dict[str, Any]] = self._call("GET", "jobs", params=params)
+        return result
+
+    def redeemed_jobs(self, series_id: int | None = None) -> list[dict[str, Any]]:
+        """Control views of the redeemed-coupon jobs (with ``uploadHeaders``, ``couponIdentifier``, ``details``)."""
+        return self.jobs(series_id, kind="redeemed")
+
+    def set_series(self, series_id: int, state: str = "valid", **fields: Any) -> dict[str, Any]:
+        """How ``GET /v2/coupon/series`` shows the series: ``"valid"``, ``"unknown"``, ``"expired"`` or
+        ``"forbidden"``; ``fields`` override fields of the series (``clientHandlingType="EXTERNAL"``).
+        Returns ``{"ok": True, "state": state, "series": <the series as the read shows it, or None>}``."""
+        result: dict[str, Any] = self._call("POST", f"series/{series_id}", json={"state": state, "fields": fields})
+        return result
+
+    def series_states(self) -> dict[str, dict[str, Any]]:
+        """``{"<id>": {"state": ..., "fields": {...}}}`` for every series whose state was set."""
+        result: dict[str, dict[str, Any]] = self._call("GET", "series")
+        return result
+
+    def seed_codes(
+        self,
+        series_id: int,
+        codes: Iterable[str | tuple[str, str]],
+        customer_identifier: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Make codes known in the series (as if uploaded): ``"CODE"``, or ``("CODE", customer)`` issued to that
+        customer (then ``customer_identifier`` says its type, e.g. ``"MOBILE"``). Returns each code as
+        ``{"code", "couponId", "customerIdentifier", "customer"}``."""
+        items = [c if isinstance(c, str) else {"code": c[0], "customer": c[1]} for c in codes]
+        body: dict[str, Any] = {"codes": items, "customerIdentifier": customer_identifier}
+        result: list[dict[str, Any]] = self._call("POST", f"series/{series_id}/codes", json=body)["codes"]
+        return result
+
+    def series_codes(self, series_id: int) -> list[dict[str, Any]]:
+        """Every code the series knows (uploaded or seeded), as ``{"code", "couponId", "customerIdentifier",
+        "customer"}``, by coupon id."""
+        result: list[dict[str, Any]] = self._call("GET", f"series/{series_id}/codes")
         return result
 
     def requests(self, path_contains: str | None = None) -> list[dict[str, Any]]:
@@ -93,11 +133,13 @@ class SandboxClient:
         self._call("POST", "step-seconds", json={"seconds": seconds})
 
     def wait_for_job(self, job_id: int, timeout: float = 30.0) -> dict[str, Any]:
-        """Poll the control endpoint until the job is FINISHED or ERRORED; return its control view."""
+        """Poll the control endpoint until the job (coupon or redeemed) has ended: FINISHED, COMPLETED or
+        ERRORED; return its control view."""
         deadline = time.monotonic() + timeout
         while True:
-            for job in self.jobs():
-                if job["jobId"] == job_id and job["uploadStatus"] in {"FINISHED", "ERRORED"}:
+            for job in self.jobs(kind="all"):
+                status = job.get("uploadStatus") or job.get("uploadRedeemedCouponStatus")
+                if job["jobId"] == job_id and status in _ENDED:
                     return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout}s")
@@ -118,6 +160,8 @@ def running_sandbox(
     data_dir: str | os.PathLike[str] | None = None,
     existing_codes: str | os.PathLike[str] | None = None,
     faults: list[dict[str, Any]] | None = None,
+    series_states: dict[int, str] | None = None,
+    series_codes: dict[int, str | os.PathLike[str]] | None = None,
     log_level: str = "warning",
     start_timeout: float = 30.0,
 ) -> Iterator[SandboxClient]:
@@ -141,6 +185,10 @@ def running_sandbox(
                 command += [flag, str(value)]
         for rule in faults or []:
             command += ["--fault", json.dumps(rule)]
+        for series_id, state in (series_states or {}).items():
+            command += ["--series-state", f"{series_id}={state}"]
+        for series_id, path in (series_codes or {}).items():
+            command += ["--series-codes", f"{series_id}={path}"]
         stderr_path = Path(run_dir) / "stderr.log"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
