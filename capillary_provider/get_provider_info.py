@@ -56,7 +56,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Capillary",
-                "python-modules": ["capillary_provider.operators.coupon_upload"],
+                "python-modules": [
+                    "capillary_provider.operators.coupon_upload",
+                    "capillary_provider.operators.redeemed_coupon_upload",
+                ],
             }
         ],
         "sensors": [{"integration-name": "Capillary", "python-modules": ["capillary_provider.sensors.coupon_upload"]}],
