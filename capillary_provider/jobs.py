@@ -118,8 +118,9 @@ def job_list(job_ids: Sequence[int]) -> str:
     return ("job " if len(job_ids) == 1 else "jobs ") + ", ".join(str(job_id) for job_id in job_ids)
 
 
-def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any]:
-    """The JSON summary the operator returns: the jobs, their ids and the counts added up."""
+def summarize(coupon_series_id: str, jobs: Sequence[UploadJob], failure: str | None = None) -> dict[str, Any]:
+    """The JSON summary the operator returns: the jobs, their ids, the counts added up, and why the task
+    fails (``failure``; None when it does not, or not yet)."""
     return {
         "coupon_series_id": str(coupon_series_id),
         "status": overall_status(jobs),
@@ -129,6 +130,7 @@ def summarize(coupon_series_id: str, jobs: Sequence[UploadJob]) -> dict[str, Any
         "rejected_rows": sum(job.error_count for job in jobs),
         "error_file_urls": [job.error_file_url for job in jobs if job.error_file_url],
         "jobs": [job.to_dict() for job in jobs],
+        "failure": failure,
     }
 
 

@@ -17,6 +17,7 @@ from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, summarize
 from capillary_provider.operators import coupon_upload as operator_module
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
+from capillary_provider.operators.redeemed_coupon_upload import RedeemedCouponUploadOperator
 from capillary_provider.sensors.coupon_upload import CouponUploadSensor
 from capillary_provider.triggers.coupon_upload import EVENT_STATUSES, CouponUploadTrigger
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CLASSES_BY_HEADING = {
     "CouponUploadOperator": CouponUploadOperator,
+    "RedeemedCouponUploadOperator": RedeemedCouponUploadOperator,
     "CouponUploadSensor": CouponUploadSensor,
     "CouponUploadTrigger": CouponUploadTrigger,
     "CapillaryHook": CapillaryHook,
@@ -100,7 +102,7 @@ def test_no_documented_parameter_is_missing_from_the_code(heading: str) -> None:
 
 
 def test_templated_column_matches_template_fields() -> None:
-    for heading in ("CouponUploadOperator", "CouponUploadSensor"):
+    for heading in ("CouponUploadOperator", "RedeemedCouponUploadOperator", "CouponUploadSensor"):
         rows = _first_table(_section(_read("operators.md"), heading))
         cls = CLASSES_BY_HEADING[heading]
         templated = {name for name, cells in rows.items() if cells[1] == "yes"}
@@ -116,7 +118,13 @@ def test_trigger_event_statuses_are_documented() -> None:
 
 def test_xcom_keys_are_documented() -> None:
     rows = _first_table(_read("xcom-and-summary.md"))
-    keys = {operator_module.XCOM_JOB_ID, operator_module.XCOM_JOB_IDS, operator_module.XCOM_STATUS, "return_value"}
+    keys = {
+        operator_module.XCOM_JOB_ID,
+        operator_module.XCOM_JOB_IDS,
+        operator_module.XCOM_STATUS,
+        operator_module.XCOM_SUMMARY,
+        "return_value",
+    }
     assert set(rows) == keys
 
 

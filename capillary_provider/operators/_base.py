@@ -375,7 +375,7 @@ class BaseUploadOperator(BaseOperator):
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        summary = {**summarize(series_id, jobs), "failure": failure}
+        summary = summarize(series_id, jobs, failure)
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
