@@ -1,0 +1,55 @@
+"""The deployment: started once for the module, stopped whatever happens; timings and log tails in the report."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.deployment.cluster import Deployment, ServiceMissing
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "deployment"
+_current: list[Deployment] = []
+_timings: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    # Not under pytest's tmp_path: its parents are private to root, and PostgreSQL runs as another user.
+    root = Path(tempfile.mkdtemp(prefix="capillary-deploy-"))
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    deployment = Deployment(root, logs=ARTIFACTS / "logs")
+    _current.append(deployment)
+    try:
+        try:
+            deployment.start()
+        except ServiceMissing as exc:
+            pytest.fail(str(exc))  # never a skip: a missing service is a broken CI machine
+        yield deployment
+    finally:
+        leftovers = deployment.stop()
+        _timings.update(deployment.timings)
+        _current.remove(deployment)
+        shutil.rmtree(root, ignore_errors=True)
+    assert not leftovers, f"processes still running after stop, killed now: {leftovers}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _current:
+        deployment = _current[-1]
+        report.sections.append((f"component logs (last lines; whole logs in {deployment.logs})", deployment.tails(40)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _timings:
+        return
+    terminalreporter.section("deployment test: time per phase")
+    for name, seconds in _timings.items():
+        terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(_timings.values()):7.1f} s  total")
