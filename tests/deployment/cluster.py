@@ -72,6 +72,9 @@ class Deployment:
         self.home.mkdir()
         self.processes = Processes(self.logs)
         self.timings: dict[str, float] = {}
+        """Seconds per phase, in order; they add up to the whole run."""
+        self.observations: list[str] = []
+        """What the crash phases saw (pids, bytes, how long a takeover took), for the report."""
         self.bin = Path(sys.executable).parent
         self.ports = {name: free_port() for name in ("postgres", "redis", "moto", "api")}
         self.api_url = f"http://127.0.0.1:{self.ports['api']}"

@@ -14,6 +14,7 @@ from tests.deployment.cluster import Deployment, ServiceMissing
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "deployment"
 _current: list[Deployment] = []
 _timings: dict[str, float] = {}
+_observations: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def deployment() -> Iterator[Deployment]:
     finally:
         leftovers = deployment.stop()
         _timings.update(deployment.timings)
+        _observations.extend(deployment.observations)
         _current.remove(deployment)
         shutil.rmtree(root, ignore_errors=True)
     assert not leftovers, f"processes still running after stop, killed now: {leftovers}"
@@ -53,3 +55,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, seconds in _timings.items():
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
     terminalreporter.write_line(f"{sum(_timings.values()):7.1f} s  total")
+    for line in _observations:
+        terminalreporter.write_line(f"- {line}")

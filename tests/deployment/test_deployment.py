@@ -141,13 +141,12 @@ def test_b_triggerer_killed_while_deferred_a_new_one_takes_over(deployment: Depl
     assert (ti["state"], ti["try_number"]) == ("success", 1), "the same try must finish, without a retry"
     assert_one_job_per_batch(deployment, series, SMALL["rows"], SMALL["batch_size"])
     assert new.process.poll() is None
-    deployment.timings["b: trigger taken over, after new triggerer start"] = takeover
-    deployment.timings["b: first poll by new triggerer, after its start"] = first_poll
-    print(
-        f"\ntriggerer {old.pid} (job {first_triggerer_job}) killed; triggerer {new.pid} (job "
-        f"{second_triggerer_job}) took the trigger over {takeover:.1f} s after it started, polled at {first_poll:.1f} s"
+    deployment.observations.append(
+        f"b: {old.name} (pid {old.pid}, job {first_triggerer_job}) SIGKILLed while the upload was deferred; "
+        f"{new.name} (job {second_triggerer_job}) took the trigger over {takeover:.1f} s after it was started "
+        f"and polled Capillary at {first_poll:.1f} s; the same try (1) finished"
     )
-    deployment.phase("b: triggerer killed while deferred (whole phase)", started)
+    deployment.phase("b: triggerer killed while deferred, a new one takes over", started)
 
 
 def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment: Deployment) -> None:
@@ -190,12 +189,16 @@ def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment
     cut = severed[0]
     assert cut.cut
     assert 0 < cut.body_sent < cut.content_length
-    print(
-        f"\nworker {victim.name} (pids {killed}) killed with {cut.body_sent} of {cut.content_length} bytes "
-        f"({cut.fraction:.0%}) of batch 2 sent"
-    )
     assert len(sandbox.jobs(series)) == 1, "only batch 1 reached Capillary before the kill"
+    killed_at = time.monotonic()
 
+    def retry_running() -> bool:
+        deployment.processes.check_running()
+        ti = api.task_instance(dag_id, run_id, UPLOAD)
+        return ti["try_number"] == 2 and ti["state"] in {"running", "success"}
+
+    wait_for("the scheduler to retry the crashed try", retry_running, 180)
+    retried = time.monotonic() - killed_at
     wait_for_run(deployment, dag_id, run_id, 300)
     ti = api.task_instance(dag_id, run_id, UPLOAD)
     assert (ti["state"], ti["try_number"]) == ("success", 2), "the crashed try is retried once, and it succeeds"
@@ -204,4 +207,9 @@ def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment
     uploads = proxy.requests("/upload/file/")[before:]
     assert [u.complete for u in uploads].count(True) == math.ceil(BIG["rows"] / BIG["batch_size"])
     assert [u.cut for u in uploads].count(True) == 1, "batch 1 was not sent again, batch 2 once more in full"
+    deployment.observations.append(
+        f"c: {victim.name} SIGKILLed (pids {killed}, task process {task_pid}) with {cut.body_sent:,} of "
+        f"{cut.content_length:,} bytes ({cut.fraction:.0%}) of batch 2 sent; try 2 ran {retried:.1f} s later on "
+        f"{survivor.name}, attached to batch 1 and uploaded batches 2 and 3"
+    )
     deployment.phase("c: worker killed mid-upload, retried on the other worker", started)
