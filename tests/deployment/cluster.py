@@ -69,6 +69,7 @@ class Deployment:
         self.logs = logs
         self.logs.mkdir(parents=True, exist_ok=True)
         self.home = root / "airflow-home"
+        self.task_logs = logs / "tasks"
         self.home.mkdir()
         self.processes = Processes(self.logs)
         self.timings: dict[str, float] = {}
@@ -146,7 +147,7 @@ class Deployment:
             [str(pg_bin / "postgres"), "-D", str(data), "-p", str(self.ports["postgres"]), "-k", str(data),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
              "-c", "full_page_writes=off", "-c", "max_connections=300"],
-            env=_clean_env(), user=user, stop_signal=signal.SIGINT,  # SIGINT: fast shutdown
+            env=_clean_env(), user=user, stop_signal=signal.SIGINT, stop_last=True,  # SIGINT: fast shutdown
         )  # fmt: skip
 
     def _start_redis(self, redis: str) -> None:
@@ -154,7 +155,7 @@ class Deployment:
             "redis",
             [redis, "--port", str(self.ports["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.root)],
-            env=_clean_env(),
+            env=_clean_env(), stop_last=True,
         )  # fmt: skip
 
     def _start_moto(self) -> None:
@@ -274,6 +275,7 @@ class Deployment:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_logs),  # kept after the run, with the others
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_CONN_CAPILLARY_DEFAULT": capillary(self.sandbox.url),
@@ -362,8 +364,14 @@ class Deployment:
 
     # -- on failure -------------------------------------------------------------------------------
 
-    def tails(self, lines: int = 40) -> str:
-        return self.processes.tails(lines)
+    def tails(self, lines: int = 40, task_logs: int = 3) -> str:
+        """The end of every component's log, and of the task logs written last."""
+        parts = [self.processes.tails(lines)]
+        newest = sorted(self.task_logs.rglob("*.log"), key=lambda p: p.stat().st_mtime)[-task_logs:]
+        for path in newest:
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            parts += [f"----- task log {path.relative_to(self.task_logs)} -----", "\n".join(text[-lines:])]
+        return "\n".join(parts)
 
 
 def _user_exists(name: str) -> bool:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
 from tests.deployment.cluster import Deployment, ServiceMissing
+from tests.deployment.processes import set_budget
 
+BUDGET_SECONDS = 540
+"""Every wait of the whole test ends by then (stopping takes a little more): at most ~10 minutes in all."""
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "deployment"
 _current: list[Deployment] = []
 _timings: dict[str, float] = {}
@@ -24,6 +29,8 @@ def deployment() -> Iterator[Deployment]:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     deployment = Deployment(root, logs=ARTIFACTS / "logs")
     _current.append(deployment)
+    set_budget(BUDGET_SECONDS)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a CI timeout still stops every process
     try:
         try:
             deployment.start()
@@ -36,7 +43,13 @@ def deployment() -> Iterator[Deployment]:
         _observations.extend(deployment.observations)
         _current.remove(deployment)
         shutil.rmtree(root, ignore_errors=True)
+        set_budget(None)
+        signal.signal(signal.SIGTERM, previous)
     assert not leftovers, f"processes still running after stop, killed now: {leftovers}"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.hookimpl(hookwrapper=True)

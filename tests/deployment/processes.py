@@ -17,6 +17,15 @@ import psutil
 
 T = TypeVar("T")
 
+_budget_end: list[float] = []
+"""When set, the monotonic time by which the whole deployment test must be done: no wait goes past it."""
+
+
+def set_budget(seconds: float | None) -> None:
+    _budget_end.clear()
+    if seconds is not None:
+        _budget_end.append(time.monotonic() + seconds)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -44,6 +53,9 @@ def tree(pid: int) -> list[psutil.Process]:
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
     """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    over_budget = bool(_budget_end) and _budget_end[0] < deadline
+    if over_budget:
+        deadline = _budget_end[0]
     last_error: Exception | None = None
     while True:
         try:
@@ -56,6 +68,8 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
             return result
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
+            if over_budget:
+                raise TimeoutError(f"the deployment test's time budget ran out waiting for {what}{detail}")
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
 
@@ -66,6 +80,7 @@ class Component:
     process: subprocess.Popen[bytes]
     log: Path
     stop_signal: int = signal.SIGTERM
+    stop_last: bool = False
     expected_dead: bool = False
     started: float = field(default_factory=time.monotonic)
 
@@ -100,6 +115,7 @@ class Processes:
         user: str | None = None,
         cwd: Path | None = None,
         stop_signal: int = signal.SIGTERM,
+        stop_last: bool = False,
     ) -> Component:
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
@@ -113,7 +129,7 @@ class Processes:
                 user=user,
                 start_new_session=True,  # its own process group: stop or kill it whole
             )
-        component = Component(name, process, log, stop_signal)
+        component = Component(name, process, log, stop_signal, stop_last)
         self.components.append(component)
         return component
 
@@ -128,10 +144,6 @@ class Processes:
                     f"{component.name} (pid {component.pid}) exited with code {component.process.returncode}:\n"
                     f"{component.tail(60)}"
                 )
-
-    def remember(self, component: Component) -> None:
-        """Note the current descendants, so that stop_all() also ends those that left the group."""
-        self._seen.update(p.pid for p in tree(component.pid))
 
     def kill(self, component: Component) -> list[int]:
         """SIGKILL the component's whole tree at once (a crash); return the killed pids once they are gone."""
@@ -149,31 +161,36 @@ class Processes:
         wait_for(f"the killed {component.name} processes {pids} to be gone", lambda: not any(map(alive, pids)), 10, 0.1)
         return pids
 
-    def stop(self, component: Component, timeout: float = 15.0) -> None:
-        """Ask the component to stop (its stop signal to its group), then SIGKILL whatever is left of its tree."""
-        component.expected_dead = True
-        processes = tree(component.pid)
-        self._seen.update(p.pid for p in processes)
-        if component.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(component.pid, component.stop_signal)
+    def stop(self, components: list[Component], timeout: float = 15.0) -> None:
+        """Send each its stop signal (to its group) at once, wait, then SIGKILL whatever is left of their trees."""
+        trees = {}
+        for component in components:
+            component.expected_dead = True
+            trees[component.name] = tree(component.pid)
+            self._seen.update(p.pid for p in trees[component.name])
+            if component.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(component.pid, component.stop_signal)
+        deadline = time.monotonic() + timeout
+        for component in components:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                component.process.wait(timeout=timeout)
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    process.kill()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(component.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            component.process.wait(timeout=10)
+                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for component in components:
+            for process in trees[component.name]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                        process.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(component.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=10)
 
     def stop_all(self) -> list[int]:
-        """Stop every component, newest first; return the pids still alive afterwards (should be none)."""
+        """Stop every component (the ``stop_last`` ones after the others); return pids that were still alive."""
         for component in self.components:
             self._seen.update(p.pid for p in tree(component.pid))
-        for component in reversed(self.components):
-            self.stop(component)
+        self.stop([c for c in self.components if not c.stop_last])
+        self.stop([c for c in self.components if c.stop_last])
         leftovers = []
         for pid in sorted(self._seen):
             with contextlib.suppress(psutil.NoSuchProcess):

@@ -47,7 +47,9 @@ def wait_for_run(
     def ended() -> dict[str, Any] | None:
         deployment.processes.check_running()
         if seen is not None:
-            seen.add(str(deployment.api.task_instance(dag_id, run_id, UPLOAD)["state"]))
+            state = deployment.api.task_instance(dag_id, run_id, UPLOAD)["state"]
+            if state:
+                seen.add(state)
         run = deployment.api.run(dag_id, run_id)
         return run if run["state"] in {"success", "failed"} else None
 
