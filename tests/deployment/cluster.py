@@ -61,6 +61,21 @@ def redis_server() -> str:
     return found
 
 
+def python_requirements() -> None:
+    """The ``deploy`` extra (and moto's server from ``test``) are installed in this environment."""
+    import importlib.util
+
+    modules = ("psycopg2", "asyncpg", "redis", "airflow.providers.celery", "airflow.providers.amazon", "boto3")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not (Path(sys.executable).parent / "moto_server").exists():
+        missing.append("moto_server (moto[server])")
+    if missing:
+        raise ServiceMissing(
+            f"The deployment test needs the `deploy` and `test` extras (`make deploy-test` installs them): "
+            f"missing {', '.join(missing)}"
+        )
+
+
 class Deployment:
     """Start with :meth:`start`; always :meth:`stop` (it ends every process it started)."""
 
@@ -93,6 +108,7 @@ class Deployment:
 
     def start(self) -> None:
         started = time.monotonic()
+        python_requirements()
         pg_bin, redis = postgres_bin(), redis_server()
         self._start_postgres(pg_bin)
         self._start_redis(redis)
@@ -199,16 +215,7 @@ class Deployment:
 
         def moto_ready() -> bool:
             self.processes.check_running()
-            import boto3
-
-            client = boto3.client(
-                "s3",
-                endpoint_url=self.moto_url,
-                aws_access_key_id=AWS_KEY,
-                aws_secret_access_key=AWS_SECRET,
-                region_name="us-east-1",
-            )
-            client.create_bucket(Bucket=BUCKET)
+            self.s3().create_bucket(Bucket=BUCKET)
             return True
 
         wait_for("moto's S3 server", moto_ready, 60)
@@ -223,6 +230,17 @@ class Deployment:
         url = wait_for("the Capillary sandbox", sandbox_ready, 60)
         self.sandbox = SandboxClient(url)
         self.proxy = ThrottlingProxy(int(url.rsplit(":", 1)[1]), rate=THROTTLE_BYTES_PER_SECOND).start()
+
+    def s3(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.moto_url,
+            aws_access_key_id=AWS_KEY,
+            aws_secret_access_key=AWS_SECRET,
+            region_name="us-east-1",
+        )
 
     @property
     def moto_url(self) -> str:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.deployment.cluster import Deployment
+from tests.deployment.cluster import BUCKET, Deployment
 from tests.deployment.processes import tree, wait_for
 
 pytestmark = pytest.mark.deployment
@@ -88,6 +89,10 @@ def test_a_happy_path_deferrable_upload_of_four_batches(deployment: Deployment) 
     ti = deployment.api.task_instance(SMALL["dag_id"], run_id, UPLOAD)
     assert (ti["state"], ti["try_number"]) == ("success", 1)
     assert_one_job_per_batch(deployment, series, SMALL["rows"], SMALL["batch_size"])
+    # The handoff went through S3: the generated file is in moto's bucket, header and every row.
+    key = f"{run_id.replace(':', '_').replace('+', '_')}/coupons.csv"
+    body = deployment.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert len(body.splitlines()) == SMALL["rows"] + 1
     deployment.phase("a: happy path (deferrable, 4 batches)", started)
 
 
@@ -117,7 +122,7 @@ def test_b_triggerer_killed_while_deferred_a_new_one_takes_over(deployment: Depl
     polls_after_kill = upload_status_calls(deployment, series)
     assert api.task_instance(dag_id, run_id, UPLOAD)["state"] == "deferred"
 
-    restarted = time.monotonic()
+    restarted, restarted_wall = time.monotonic(), time.time()
     new = deployment.start_triggerer()
 
     def taken_over() -> int | None:
@@ -134,8 +139,10 @@ def test_b_triggerer_killed_while_deferred_a_new_one_takes_over(deployment: Depl
         60,
     )
     first_poll = time.monotonic() - restarted
-    running = {job["id"]: job for job in api.triggerer_jobs()}
-    assert running[second_triggerer_job]["state"] == "running"
+    jobs = {job["id"]: job for job in api.triggerer_jobs()}
+    assert jobs[second_triggerer_job]["state"] == "running"
+    # That job began after the new triggerer was started (and the old one is dead): it is the new one.
+    assert datetime.fromisoformat(jobs[second_triggerer_job]["start_date"]).timestamp() > restarted_wall - 1
 
     sandbox.set_step_seconds(0.3)  # release the jobs: the new triggerer sees them finish
     wait_for_run(deployment, dag_id, run_id, 180)
