@@ -193,6 +193,7 @@ def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment
     killed = deployment.processes.kill(victim)  # the worker, its pool, the supervisor and the task process
     severed = proxy.sever_in_flight()  # a crashed machine's kernel does not flush its socket buffers
     assert task_pid in killed
+    assert victim.pid in killed
     assert victim.process.returncode == -9
     assert len(severed) == 1, severed
     cut = severed[0]
@@ -212,6 +213,7 @@ def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment
     ti = api.task_instance(dag_id, run_id, UPLOAD)
     assert (ti["state"], ti["try_number"]) == ("success", 2), "the crashed try is retried once, and it succeeds"
     assert run_id in survivor.log_text()[survivor_log_at_kill:], f"{survivor.name} did not run the retry"
+    assert survivor.process.poll() is None
     assert_one_job_per_batch(deployment, series, BIG["rows"], BIG["batch_size"])
     uploads = proxy.requests("/upload/file/")[before:]
     assert [u.complete for u in uploads].count(True) == math.ceil(BIG["rows"] / BIG["batch_size"])
