@@ -4,7 +4,7 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint browser clean
+.PHONY: venv demo test lint browser deploy-test deploy-debs clean
 
 venv: $(VENV)/.installed-$(AIRFLOW_VERSION)
 
@@ -29,6 +29,28 @@ lint: venv
 
 browser: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m browser
+
+# A distributed Airflow (PostgreSQL, Redis, CeleryExecutor, moto's S3) with crashes: docs/deployment-test.md.
+deploy-test: venv deploy-debs $(VENV)/.installed-deploy-$(AIRFLOW_VERSION)
+	$(BIN)/python -m pytest -p no:cacheprovider -m deployment tests/deployment -v $(PYTEST_ARGS)
+
+$(VENV)/.installed-deploy-$(AIRFLOW_VERSION): $(VENV)/.installed-$(AIRFLOW_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,deploy]"
+	touch $@
+
+# PostgreSQL and Redis from Debian's packages: installed when missing and we are root, else a clear failure.
+deploy-debs:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "make deploy-test needs the Debian packages:$$missing. Install them (apt-get install$$missing as root) and run it again." >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache test-artifacts
