@@ -93,6 +93,10 @@ def test_a_happy_path_deferrable_upload_of_four_batches(deployment: Deployment) 
     key = f"{run_id.replace(':', '_').replace('+', '_')}/coupons.csv"
     body = deployment.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert len(body.splitlines()) == SMALL["rows"] + 1
+    # The trigger's first start in a fresh triggerer does not block its event loop (no HTTP import there).
+    triggerer_log = deployment.triggerers[-1].log_text()
+    assert "Starting the triggerer" in triggerer_log
+    assert "async thread was blocked" not in triggerer_log, triggerer_log[-3000:]
     deployment.phase("a: happy path (deferrable, 4 batches)", started)
 
 
