@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,13 @@ import pytest
 import requests
 from airflow.sdk import ObjectStoragePath
 
-from capillary_provider.exceptions import CapillaryApiError, CapillaryAuthError, CapillaryUploadOutcomeUnknown
+from capillary_provider._compat import AirflowFailException
+from capillary_provider.exceptions import (
+    CapillaryApiError,
+    CapillaryAuthError,
+    CapillaryConfigError,
+    CapillaryUploadOutcomeUnknown,
+)
 from capillary_provider.hooks.capillary import UPLOAD_BLOCK_SIZE, CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
 from capillary_provider.sandbox.testing import SandboxClient
@@ -343,3 +350,18 @@ def test_upload_is_repeated_after_429_and_creates_one_job(
     job = upload(hook, coupons)
     assert [s for _, p, s in calls(capillary_conn) if p == UPLOAD_PATH] == [429, 200]
     assert [view["jobId"] for view in capillary_conn.jobs(SERIES)] == [job.job_id]
+
+
+# -- configuration mistakes -------------------------------------------------------------------------
+
+
+def test_a_bare_host_that_speaks_plain_http_fails_at_once_saying_to_write_http(
+    sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]
+) -> None:
+    bare = sandbox.url.removeprefix("http://")  # 127.0.0.1:PORT: a bare host means https
+    conn = {"conn_type": "capillary", "host": bare, "login": sandbox.key, "password": sandbox.secret}
+    monkeypatch.setenv("AIRFLOW_CONN_CAPILLARY_DEFAULT", json.dumps(conn))
+    with pytest.raises(CapillaryConfigError, match=rf"answered plain HTTP.*write the host as http://{re.escape(bare)}"):
+        CapillaryHook().get_token()
+    assert no_sleep == []  # not retried: no retry can fix it
+    assert issubclass(CapillaryConfigError, AirflowFailException)  # and Airflow does not retry it either

@@ -11,6 +11,7 @@ import pytest
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError, CouponUploadFailed
 from capillary_provider.operators.redeemed_coupon_upload import RedeemedCouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
+from capillary_provider.sensors.coupon_upload import CouponUploadSensor
 from tests.conftest import FakeTaskInstance
 from tests.faultkit import run_operator, use_fast_trigger_hook
 
@@ -204,3 +205,32 @@ def test_check_series_false_makes_no_series_read(
     make_redeem_operator(source, check_series=False).execute(context)
     assert capillary_conn.requests("/v2/coupon/series") == []
     assert len(capillary_conn.redeemed_jobs(SERIES)) == 1
+
+
+# -- waiting with a sensor ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_a_sensor_waits_for_redeemed_jobs_uploaded_without_waiting(
+    capillary_conn: SandboxClient,
+    write_csv: Callable[..., Path],
+    context: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    deferrable: bool,
+) -> None:
+    use_fast_trigger_hook(monkeypatch)
+    capillary_conn.set_step_seconds(0.5)
+    source = write_csv(docs_rows(seeded(capillary_conn, 3)), header=DOCS_HEADER)
+    uploaded = make_redeem_operator(source, wait_for_completion=False).execute(context)
+    assert uploaded["status"] == "QUEUED"
+    sensor = CouponUploadSensor(
+        task_id="wait",
+        coupon_series_id=SERIES,
+        job_ids=uploaded["job_ids"],
+        upload_kind="redeemed_coupon",
+        poke_interval=0.1,
+        timeout=60,
+        deferrable=deferrable,
+    )
+    summary = run_operator(sensor, {"ti": FakeTaskInstance(task_id="wait")})  # type: ignore[arg-type]
+    assert (summary["status"], summary["job_ids"], summary["accepted_rows"]) == ("COMPLETED", uploaded["job_ids"], 3)
