@@ -216,3 +216,44 @@ def test_corrupt_csv_gz_fails_before_anything_is_uploaded(
     with pytest.raises(CouponFileError, match="truncated or corrupt"):
         make_operator(str(path)).execute(context)
     assert capillary_conn.jobs(SERIES) == []
+
+
+# -- every remote byte read once -------------------------------------------------------------------
+
+
+class _CountingOpen:
+    """Wraps ``ObjectStoragePath.open``: counts the bytes read from the store through every file it opens."""
+
+    def __init__(self, original: Any) -> None:
+        self.original, self.bytes_read = original, 0
+
+    def __call__(self, path: ObjectStoragePath, *args: Any, **kwargs: Any) -> Any:
+        handle = self.original(path, *args, **kwargs)
+        counter = self
+        read = handle.read
+
+        def counting_read(*a: Any, **kw: Any) -> Any:
+            data = read(*a, **kw)
+            counter.bytes_read += len(data)
+            return data
+
+        handle.read = counting_read
+        return handle
+
+
+@pytest.mark.parametrize("kind", ["csv", "gz"])
+def test_a_remote_source_is_fetched_once_for_validation_and_upload(
+    capillary_conn: SandboxClient,
+    bucket: dict[str, str],
+    context: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    counting = _CountingOpen(ObjectStoragePath.open)
+    monkeypatch.setattr(ObjectStoragePath, "open", lambda path, *a, **kw: counting(path, *a, **kw))
+    stored = CSV_BYTES if kind == "csv" else gzip.compress(CSV_BYTES)
+
+    make_operator(bucket[kind], source_conn_id="aws_test").execute(context)
+
+    assert counting.bytes_read == len(stored)  # validation read it, the upload read the local spool
+    assert stored_batches(capillary_conn) == expected_batches()

@@ -13,7 +13,7 @@ from capillary_provider.coupon_file.scan import (
     scan_coupon_file,
     scan_file,
 )
-from capillary_provider.coupon_file.sources import BatchReader, open_coupon_source
+from capillary_provider.coupon_file.sources import BatchReader, ReadOnce, open_coupon_source
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -21,6 +21,7 @@ __all__ = [
     "BatchReader",
     "CouponRows",
     "FilePlan",
+    "ReadOnce",
     "RowRules",
     "open_coupon_source",
     "scan_coupon_file",

@@ -7,6 +7,7 @@ batch anywhere.
 from __future__ import annotations
 
 import gzip
+import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,3 +138,67 @@ def open_coupon_source(path: Any) -> Iterator[BinaryIO]:
             yield handle
     finally:
         handle.close()
+
+
+class _Tee:
+    """A reader that copies every byte it reads to ``copy``: the scan reads the source, the copy fills."""
+
+    def __init__(self, stream: BinaryIO, copy: BinaryIO) -> None:
+        self._stream, self._copy = stream, copy
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._copy.write(data)
+        return data
+
+
+class ReadOnce:
+    """A source read from its store once: the scan reads it, the upload reads a local copy made on the way.
+
+    Validation and upload each need the whole file. Read twice, a remote file is fetched twice and a
+    ``.gz`` decompressed twice; so while the scan reads a remote or compressed source, every byte it
+    reads is written to a local spool file, and the batches are later served from the spool. A plain
+    local file is not copied (it is read twice from the local disk instead).
+
+    Disk budget: the spool holds the decompressed file (the same size as what is uploaded), in
+    ``spool_dir`` (default: the system's temporary folder), and is deleted when the upload ends.
+
+    :param path: the source, an :class:`~airflow.sdk.ObjectStoragePath` (or anything ``open_coupon_source``
+        opens).
+    :param spool_dir: where the local copy goes.
+    """
+
+    def __init__(self, path: Any, spool_dir: str | None = None) -> None:
+        self.path = path
+        self.spooled = getattr(path, "protocol", "file") not in ("file", "local", "") or str(path).lower().endswith(
+            ".gz"
+        )
+        self._spool_dir = spool_dir
+        self._spool: Any = None
+
+    @contextmanager
+    def for_scan(self) -> Iterator[BinaryIO]:
+        """The source, for the validating scan; spooled to a local file on the way if it is remote or ``.gz``."""
+        with open_coupon_source(self.path) as stream:
+            if not self.spooled:
+                yield stream
+                return
+            self._spool = tempfile.NamedTemporaryFile(prefix="capillary-spool-", suffix=".csv", dir=self._spool_dir)  # noqa: SIM115
+            yield _Tee(stream, self._spool)  # type: ignore[misc]
+            self._spool.flush()
+
+    @contextmanager
+    def for_upload(self) -> Iterator[BinaryIO]:
+        """The bytes the scan read, from the spool when there is one (the store is not read again)."""
+        if self._spool is None:
+            with open_coupon_source(self.path) as stream:
+                yield stream
+            return
+        with open(self._spool.name, "rb") as handle:
+            yield handle
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None

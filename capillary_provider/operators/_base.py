@@ -24,8 +24,8 @@ from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
     BatchReader,
     FilePlan,
+    ReadOnce,
     RowRules,
-    open_coupon_source,
     scan_file,
 )
 from capillary_provider.exceptions import (
@@ -170,27 +170,30 @@ class BaseUploadOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         series_id = _series_id(self.coupon_series_id)
         rules = self.row_rules()
-        path = self._source_path()
-        with open_coupon_source(path) as stream:
-            plan = scan_file(
-                stream, name=str(self.source), rules=rules, batch_size=self.batch_size, validate=self.validate
+        source = ReadOnce(self._source_path())
+        try:
+            # Validation reads the whole source before anything is sent; the upload reads what it read.
+            with source.for_scan() as stream:
+                plan = scan_file(
+                    stream, name=str(self.source), rules=rules, batch_size=self.batch_size, validate=self.validate
+                )
+            names = [self._file_name(context, batch.part) for batch in plan.batches]
+            self.log.info(
+                "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
+                self.source,
+                plural(plan.rows, "row"),
+                plan.columns,
+                plan.size,
+                plural(len(plan.batches), "batch", "batches"),
+                self.batch_size,
             )
-        names = [self._file_name(context, batch.part) for batch in plan.batches]
-        self.log.info(
-            "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
-            self.source,
-            plural(plan.rows, "row"),
-            plan.columns,
-            plan.size,
-            plural(len(plan.batches), "batch", "batches"),
-            self.batch_size,
-        )
-        if self.dry_run_only:
-            self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(names))
-            return _dry_run_summary(series_id, plan, names)
-
-        self._check_series(series_id)
-        jobs = self._upload(context, series_id, path, plan, names)
+            if self.dry_run_only:
+                self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(names))
+                return _dry_run_summary(series_id, plan, names)
+            self._check_series(series_id)
+            jobs = self._upload(context, series_id, source, plan, names)
+        finally:
+            source.close()
         if not self.wait_for_completion:
             return summarize(series_id, jobs)
         if self.deferrable:
@@ -260,12 +263,12 @@ class BaseUploadOperator(BaseOperator):
             )
 
     def _upload(
-        self, context: Context, series_id: str, path: ObjectStoragePath, plan: FilePlan, names: list[str]
+        self, context: Context, series_id: str, source: ReadOnce, plan: FilePlan, names: list[str]
     ) -> list[UploadJob]:
         """Upload each batch not already in the series, pushing the job ids to XCom as they come."""
         existing = _by_file_name(self.hook.get_upload_jobs(series_id, self.upload_kind))
         self._accepted = []
-        with open_coupon_source(path) as stream:
+        with source.for_upload() as stream:
             for batch, name in zip(plan.batches, names, strict=True):
                 if self.hook.aborted:
                     raise CouponUploadAborted(
