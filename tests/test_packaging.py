@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SDIST_TREES = ("tests", "docs", "example_dags", "benchmarks", "constraints")
+SDIST_TREES = ("tests", "docs", "example_dags", "benchmarks", "constraints", ".ci")
 """Folders the sdist carries whole, so that its test suite (and `make test`) runs after unpacking it."""
 SDIST_FILES = ("LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "Makefile", "pyproject.toml", "MANIFEST.in")
 
