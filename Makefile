@@ -1,25 +1,44 @@
 # Quick start: `make demo` (upload through real Airflow to the local sandbox) and `make test`.
+#
+# One virtualenv per Airflow/Python pair, every package pinned by a constraints file of ours:
+#   make test PYTHON=python3.12 AIRFLOW_VERSION=3.2.2 VENV=.venv-3.2
+# CONSTRAINTS defaults to constraints/airflow-$(AIRFLOW_VERSION)-py<PYTHON's version>.txt; `make constraints`
+# writes it for a new pair, `CONSTRAINTS=` installs unpinned.
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+CONSTRAINTS ?= constraints/airflow-$(AIRFLOW_VERSION)-py$(PYTHON_VERSION).txt
 BIN := $(VENV)/bin
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)-py$(PYTHON_VERSION)
+UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
+# Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint browser deploy-test deploy-debs clean
+.PHONY: venv demo test lint browser chromium constraints deploy-test deploy-debs clean
 
-venv: $(VENV)/.installed-$(AIRFLOW_VERSION)
+venv: $(STAMP)
 
 # uv resolves and installs Airflow in seconds where pip takes minutes; it is installed into the venv itself.
-$(VENV)/.installed-$(AIRFLOW_VERSION): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
-	rm -f $(VENV)/.installed-*
+$(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
+	@if [ -z "$(PYTHON_VERSION)" ]; then echo "make: cannot run $(PYTHON) (set PYTHON=python3.11, 3.12 or 3.13)" >&2; exit 1; fi
+	@if [ -n "$(CONSTRAINTS)" ] && [ ! -f "$(CONSTRAINTS)" ]; then \
+	  echo "make: no constraints file $(CONSTRAINTS) for Airflow $(AIRFLOW_VERSION) on Python $(PYTHON_VERSION)." >&2; \
+	  echo "      The pinned pairs are in constraints/. 'make constraints' writes one for this pair; CONSTRAINTS= installs unpinned." >&2; \
+	  exit 1; fi
+	@# Debian's Python needs python3.X-venv for `-m venv`: install it when missing and allowed to.
+	@if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && apt-get install -y -q python$(PYTHON_VERSION)-venv; fi
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet uv $(PIN)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	touch $@
 
 demo: venv
 	$(BIN)/python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
 
-test: venv lint
+test: venv lint chromium
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -27,15 +46,33 @@ lint: venv
 	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks
 	$(BIN)/mypy --strict capillary_provider
 
-browser: venv
+browser: venv chromium
 	$(BIN)/python -m pytest -p no:cacheprovider -m browser
 
+# Debian's chromium when it is missing and we are root; else Playwright's own download; else a clear failure
+# (the browser test then has no browser: it errors, it is never skipped).
+chromium: venv
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && apt-get install -y -q chromium && exit 0; fi; \
+	if $(BIN)/python -m playwright install chromium; then exit 0; fi; \
+	echo "make: the browser test needs Chromium: no $(CHROMIUM), not root for 'apt-get install chromium'," >&2; \
+	echo "      and 'playwright install chromium' failed. Install Debian's chromium package, then run make test again." >&2; \
+	exit 1
+
+# Pin every package of Airflow $(AIRFLOW_VERSION) + this provider's extras on Python $(PYTHON_VERSION), as Airflow's own
+# constraints files do (those live on GitHub; ours are resolved from PyPI). Input: constraints/airflow-$(AIRFLOW_VERSION).in.
+# Needs uv: the venv's, or one on PATH.
+constraints:
+	$(UV) pip compile --quiet --universal --python-version $(PYTHON_VERSION) --all-extras \
+	  pyproject.toml constraints/airflow-$(AIRFLOW_VERSION).in -o $(CONSTRAINTS)
+
 # A distributed Airflow (PostgreSQL, Redis, CeleryExecutor, moto's S3) with crashes: docs/deployment-test.md.
-deploy-test: venv deploy-debs $(VENV)/.installed-deploy-$(AIRFLOW_VERSION)
+deploy-test: venv deploy-debs $(STAMP)-deploy
 	$(BIN)/python -m pytest -p no:cacheprovider -m deployment tests/deployment -v $(PYTEST_ARGS)
 
-$(VENV)/.installed-deploy-$(AIRFLOW_VERSION): $(VENV)/.installed-$(AIRFLOW_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,deploy]"
+$(STAMP)-deploy: $(STAMP)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,deploy]"
 	touch $@
 
 # PostgreSQL and Redis from Debian's packages: installed when missing and we are root, else a clear failure.

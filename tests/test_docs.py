@@ -234,3 +234,16 @@ def test_changelog_has_the_current_version() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert re.search(rf"^## \[{re.escape(__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, flags=re.M)
     assert f"[{__version__}]: " in changelog
+
+
+def test_readme_supported_pairs_are_the_ci_matrix_each_pinned() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pairs = re.findall(r"^\| (3\.\d+\.\d+) \| (3\.\d+) \|", readme, flags=re.M)
+    ci = re.findall(r"^run_pair (\S+) (\S+) ", (ROOT / ".ci" / "run").read_text(encoding="utf-8"), flags=re.M)
+    assert pairs, "README.md: no table of supported Airflow/Python pairs"
+    assert pairs == ci
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    for airflow_version, python in pairs:
+        constraints = ROOT / "constraints" / f"airflow-{airflow_version}-py{python}.txt"
+        assert f"\napache-airflow=={airflow_version}\n" in constraints.read_text(encoding="utf-8"), constraints.name
+        assert f'"Programming Language :: Python :: {python}"' in pyproject

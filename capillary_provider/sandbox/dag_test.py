@@ -2,10 +2,12 @@
 
 Used by ``make demo``, by the end-to-end tests, and by anyone developing a DAG locally::
 
-    python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
+    python -m capillary_provider.sandbox.dag_test capillary_coupon_upload
+    python -m capillary_provider.sandbox.dag_test my_dag --dags-folder path/to/dags
 
 starts a sandbox, points the ``capillary_default`` connection at it, runs the DAG once with the real
-Airflow (scheduler-less, triggers run inline) and prints the jobs the sandbox received.
+Airflow (scheduler-less, triggers run inline) and prints the jobs the sandbox received. Without
+``--dags-folder`` it runs the example DAGs installed with the package (``EXAMPLE_DAGS_FOLDER``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from capillary_provider.sandbox.testing import SandboxClient
+
+EXAMPLE_DAGS_FOLDER = Path(__file__).resolve().parent.parent / "example_dags"
+"""The example DAGs shipped in the package (in a source checkout: a link to ``example_dags/``)."""
 
 
 def connection_json(sandbox: SandboxClient, **extra: Any) -> str:
@@ -88,18 +93,34 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dag_id")
-    parser.add_argument("--dags-folder", type=Path, default=Path("example_dags"))
+    parser.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=EXAMPLE_DAGS_FOLDER,
+        help="folder holding the DAG's file (default: the example DAGs installed with the package)",
+    )
     parser.add_argument("--conf", type=json.loads, default=None, help="DAG run conf, as JSON")
     parser.add_argument("--step-seconds", type=float, default=1.0, help="sandbox: seconds per job state")
     args = parser.parse_args(argv)
+    dags_folder = args.dags_folder.resolve()
+    if not dags_folder.is_dir():
+        print(f"--dags-folder {args.dags_folder}: no such folder; pass the folder holding your DAG", file=sys.stderr)
+        return 2
 
     with running_sandbox(step_seconds=args.step_seconds) as sandbox, tempfile.TemporaryDirectory() as home:
         print(f"Sandbox: {sandbox.url}   AIRFLOW_HOME: {home}", flush=True)
-        env = airflow_env(Path(home), args.dags_folder.resolve(), sandbox)
+        env = airflow_env(Path(home), dags_folder, sandbox)
         migrate(env)
         result = dags_test(args.dag_id, env, conf=args.conf)
         sys.stdout.write(result.stdout[-20000:])
         sys.stderr.write(result.stderr[-20000:])
+        if result.returncode != 0 and "could not be found" in result.stdout + result.stderr:
+            print(
+                f"\nNo DAG {args.dag_id!r} in {dags_folder} (or its file failed to parse): pass --dags-folder with "
+                f"the folder holding its file. The example DAGs are in {EXAMPLE_DAGS_FOLDER}.",
+                file=sys.stderr,
+            )
+            return 1
         jobs = sandbox.jobs(kind="all")
         columns = f"{'job':>6} {'kind':<8} {'series':>8} {'status':<10} {'rows':>8} {'accepted':>9} {'rejected':>9}"
         print(f"\n{columns}  file")

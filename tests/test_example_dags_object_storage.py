@@ -1,0 +1,119 @@
+"""The production-shaped example DAGs, run with `airflow dags test`: the handoff through S3, and the fan-out.
+
+One fresh AIRFLOW_HOME, one sandbox and one S3-compatible server (moto's server mode on 127.0.0.1) for
+both DAGs. The generating tasks write to ``s3://`` through an ``aws`` connection; the uploads read from
+there. Each DAG uses its own coupon series, so the sandbox's jobs tell the two runs apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.testing import running_sandbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.s3]
+
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "example_dags"
+BUCKET = "promo-exports"
+STORAGE = f"s3://{BUCKET}/coupons"
+AWS = {"conn_type": "aws", "login": "testing-key-id", "password": "testing-secret"}
+OBJECT_STORAGE_DAG, OBJECT_STORAGE_SERIES, ROWS = "capillary_coupon_upload_object_storage", 7401, 321
+FAN_OUT_DAG, FAN_OUT_SERIES, FILES, ROWS_PER_FILE = "capillary_coupon_upload_fan_out", 7402, 3, 50
+
+
+@dataclass
+class Runs:
+    processes: dict[str, subprocess.CompletedProcess[str]]
+    jobs: list[dict[str, Any]]
+    s3_keys: list[str]
+
+    def jobs_of(self, series: int) -> list[dict[str, Any]]:
+        return sorted((job for job in self.jobs if job["couponSeriesId"] == series), key=lambda job: job["jobId"])
+
+    def output(self, dag_id: str) -> str:
+        return self.processes[dag_id].stdout + self.processes[dag_id].stderr
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=AWS["login"],
+            aws_secret_access_key=AWS["password"],
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket=BUCKET)
+        aws = json.dumps(AWS | {"extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+        home = tmp_path_factory.mktemp("airflow_home")
+        with running_sandbox(step_seconds=0.2) as sandbox:
+            env = airflow_env(home, DAGS_FOLDER, sandbox, AIRFLOW_CONN_AWS_TEST=aws)
+            migrate(env)
+            common = {"storage": STORAGE, "source_conn_id": "aws_test"}
+            processes = {
+                OBJECT_STORAGE_DAG: dags_test(
+                    OBJECT_STORAGE_DAG, env, conf=common | {"coupon_series_id": OBJECT_STORAGE_SERIES, "rows": ROWS}
+                ),
+                FAN_OUT_DAG: dags_test(
+                    FAN_OUT_DAG,
+                    env,
+                    conf=common | {"coupon_series_id": FAN_OUT_SERIES, "files": FILES, "rows": ROWS_PER_FILE},
+                ),
+            }
+            keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+            yield Runs(processes=processes, jobs=sandbox.jobs(), s3_keys=keys)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("dag_id", [OBJECT_STORAGE_DAG, FAN_OUT_DAG])
+def test_dags_test_exits_zero(runs: Runs, dag_id: str) -> None:
+    assert runs.processes[dag_id].returncode == 0, runs.output(dag_id)[-6000:]
+
+
+def test_generated_csvs_went_through_s3(runs: Runs) -> None:
+    assert len([key for key in runs.s3_keys if key.endswith("/coupons.csv")]) == 1, runs.s3_keys
+    assert len([key for key in runs.s3_keys if re.search(r"/coupons-\d{3}\.csv$", key)]) == FILES, runs.s3_keys
+    assert all(key.startswith("coupons/") for key in runs.s3_keys)
+
+
+def test_object_storage_upload_is_one_finished_job_with_every_row(runs: Runs) -> None:
+    [job] = runs.jobs_of(OBJECT_STORAGE_SERIES)
+    assert (job["uploadStatus"], job["actualRowCount"], job["totalUploadedCount"], job["errorCount"]) == (
+        "FINISHED",
+        ROWS,
+        ROWS,
+        0,
+    )
+    assert job["uploadedFileName"].startswith(f"{OBJECT_STORAGE_DAG}__upload_coupons__")
+    assert f"Capillary jobs [{job['jobId']}] FINISHED; {ROWS} rows, {ROWS} accepted, 0 rejected" in runs.output(
+        OBJECT_STORAGE_DAG
+    )
+
+
+def test_fan_out_uploads_each_file_as_its_own_mapped_task(runs: Runs) -> None:
+    jobs = runs.jobs_of(FAN_OUT_SERIES)
+    assert [(job["uploadStatus"], job["actualRowCount"], job["errorCount"]) for job in jobs] == [
+        ("FINISHED", ROWS_PER_FILE, 0)
+    ] * FILES
+    map_indexes = sorted(int(re.search(r"_m(\d+)_", job["uploadedFileName"]).group(1)) for job in jobs)  # type: ignore[union-attr]
+    assert map_indexes == list(range(FILES))
+    total = FILES * ROWS_PER_FILE
+    assert f"Capillary: {FILES} files, jobs " in runs.output(FAN_OUT_DAG)
+    assert f"; {total} rows, {total} accepted, 0 rejected" in runs.output(FAN_OUT_DAG)
