@@ -158,7 +158,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
+            # Debian's chromium where it is installed, else the browser `playwright install chromium` fetched.
+            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else None,
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": 1400, "height": 1100},

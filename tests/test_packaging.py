@@ -131,7 +131,18 @@ def test_unpacked_sdist_collects_every_test_module(built: Built, tmp_path: Path)
         tar.extractall(tmp_path, filter="data")
     (unpacked,) = tmp_path.iterdir()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        # Every marker, the deployment test (deselected by default) included.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "deployment or not deployment",
+        ],
         cwd=unpacked,
         env=_clean_env(),
         capture_output=True,
