@@ -60,8 +60,8 @@ def run(uri: str, spool: bool) -> tuple[int, float]:
 
     original_init = sources.ReadOnce.__init__
 
-    def init(self: sources.ReadOnce, path: Any, spool_dir: str | None = None) -> None:
-        original_init(self, path, spool_dir)
+    def init(self: sources.ReadOnce, path: Any, spool_dir: str | None = None, name: str | None = None) -> None:
+        original_init(self, path, spool_dir, name)
         self.spooled = self.spooled and spool
 
     ObjectStoragePath.open = counting_open  # type: ignore[method-assign]

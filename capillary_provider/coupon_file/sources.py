@@ -113,13 +113,14 @@ class BatchReader:
 
 
 @contextmanager
-def open_coupon_source(path: Any) -> Iterator[BinaryIO]:
+def open_coupon_source(path: Any, name: str | None = None) -> Iterator[BinaryIO]:
     """Open a local or remote source for binary reading, decompressing ``*.gz`` transparently.
 
     :param path: an :class:`airflow.sdk.ObjectStoragePath` or anything with ``open("rb")`` and ``name``.
+    :param name: how error messages name the source (default: the path); the task's ``source`` as written.
     :raises CouponFileError: if the path is missing, a directory, or cannot be opened.
     """
-    name = str(path)
+    name = name or str(path)
     try:
         if path.is_dir():
             raise fail(name, "is a directory, not a CSV file. Point source at the file.")
@@ -166,10 +167,11 @@ class ReadOnce:
     :param path: the source, an :class:`~airflow.sdk.ObjectStoragePath` (or anything ``open_coupon_source``
         opens).
     :param spool_dir: where the local copy goes.
+    :param name: how error messages name the source.
     """
 
-    def __init__(self, path: Any, spool_dir: str | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Any, spool_dir: str | None = None, name: str | None = None) -> None:
+        self.path, self.name = path, name
         self.spooled = getattr(path, "protocol", "file") not in ("file", "local", "") or str(path).lower().endswith(
             ".gz"
         )
@@ -179,7 +181,7 @@ class ReadOnce:
     @contextmanager
     def for_scan(self) -> Iterator[BinaryIO]:
         """The source, for the validating scan; spooled to a local file on the way if it is remote or ``.gz``."""
-        with open_coupon_source(self.path) as stream:
+        with open_coupon_source(self.path, self.name) as stream:
             if not self.spooled:
                 yield stream
                 return
@@ -191,7 +193,7 @@ class ReadOnce:
     def for_upload(self) -> Iterator[BinaryIO]:
         """The bytes the scan read, from the spool when there is one (the store is not read again)."""
         if self._spool is None:
-            with open_coupon_source(self.path) as stream:
+            with open_coupon_source(self.path, self.name) as stream:
                 yield stream
             return
         with open(self._spool.name, "rb") as handle:

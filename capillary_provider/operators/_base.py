@@ -170,7 +170,7 @@ class BaseUploadOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         series_id = _series_id(self.coupon_series_id)
         rules = self.row_rules()
-        source = ReadOnce(self._source_path())
+        source = ReadOnce(self._source_path(), name=str(self.source))
         try:
             # Validation reads the whole source before anything is sent; the upload reads what it read.
             with source.for_scan() as stream:

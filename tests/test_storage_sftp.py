@@ -1,0 +1,140 @@
+"""sftp:// sources through Airflow's SFTP provider, against a real SFTP server on 127.0.0.1.
+
+The server is asyncssh's (the SSH library the provider's ``sshfs`` filesystem uses as a client too),
+run by the tests in a thread with its own event loop, serving a temporary folder over password
+authentication: Airflow reaches it through an ``sftp`` connection, as it would a partner's server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from capillary_provider.exceptions import CouponFileError
+from capillary_provider.operators.coupon_upload import CouponUploadOperator
+from capillary_provider.sandbox.testing import SandboxClient
+from tests.conftest import mobile_rows
+
+pytestmark = [pytest.mark.integration, pytest.mark.sftp]
+
+SERIES = 7401
+SFTP_CONN_ID = "sftp_test"
+USER, PASSWORD = "partner", "sftp-test-password"
+CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
+
+
+class _PasswordServer(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return (username, password) == (USER, PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def sftp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real SFTP server on a free 127.0.0.1 port serving a temporary folder, and a connection to it."""
+    root = tmp_path_factory.mktemp("sftp-root")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def chrooted(channel: Any) -> asyncssh.SFTPServer:
+        return asyncssh.SFTPServer(channel, chroot=str(root).encode())
+
+    async def start() -> Any:
+        return await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_factory=_PasswordServer,
+            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            sftp_factory=chrooted,
+        )
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    port = server.sockets[0].getsockname()[1]
+    connection = {
+        "conn_type": "sftp",
+        "host": "127.0.0.1",
+        "port": port,
+        "login": USER,
+        "password": PASSWORD,
+        "extra": {"no_host_key_check": "true"},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"AIRFLOW_CONN_{SFTP_CONN_ID.upper()}", json.dumps(connection))
+        try:
+            yield root
+        finally:
+            server.close()
+            asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def exports(sftp_root: Path) -> dict[str, str]:
+    folder = sftp_root / "exports"
+    folder.mkdir()
+    (folder / "coupons.csv").write_bytes(CSV_BYTES)
+    (folder / "coupons.csv.gz").write_bytes(gzip.compress(CSV_BYTES))
+    return {
+        "csv": "sftp://127.0.0.1/exports/coupons.csv",
+        "gz": "sftp://127.0.0.1/exports/coupons.csv.gz",
+        "missing": "sftp://127.0.0.1/exports/not-there.csv",
+    }
+
+
+def make_operator(source: str, **kwargs: Any) -> CouponUploadOperator:
+    options: dict[str, Any] = {
+        "task_id": "upload",
+        "coupon_series_id": SERIES,
+        "source": source,
+        "source_conn_id": SFTP_CONN_ID,
+        "customer_identifier": "MOBILE",
+        "customer_identifier_column": 0,
+        "batch_size": 10,
+        "poll_interval": 0.1,
+        "timeout": 120,
+        "deferrable": False,
+    }
+    options.update(kwargs)
+    return CouponUploadOperator(**options)
+
+
+def stored_batches(sandbox: SandboxClient) -> list[bytes]:
+    jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
+    return [Path(job["storedPath"]).read_bytes() for job in jobs]
+
+
+def expected_batches(size: int = 10) -> list[bytes]:
+    header, *rows = CSV_BYTES.splitlines(keepends=True)
+    return [header + b"".join(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+@pytest.mark.parametrize("kind", ["csv", "gz"])
+def test_an_sftp_source_is_streamed_up_in_batches_with_the_header_repeated(
+    exports: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any], kind: str
+) -> None:
+    summary = make_operator(exports[kind]).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()
+    assert (summary["status"], summary["accepted_rows"]) == ("FINISHED", 25)
+
+
+def test_a_missing_sftp_file_fails_before_any_request_to_capillary(
+    exports: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    with pytest.raises(CouponFileError, match=r"sftp://127.0.0.1/exports/not-there.csv: does not exist"):
+        make_operator(exports["missing"]).execute(context)
+    assert capillary_conn.requests() == []
