@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from capillary_provider.exceptions import CouponUploadFailed
+from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed
 from capillary_provider.kinds import COUPON, KINDS, UploadKind, UploadStatus
 
 TERMINAL_STATUSES: frozenset[str] = COUPON.terminal_statuses
@@ -154,6 +154,14 @@ class FailurePolicy:
             raise ValueError(f"max_error_rows must be >= 0 or None, not {self.max_error_rows}")
         if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
             raise ValueError(f"max_error_ratio must be between 0 and 1 or None, not {self.max_error_ratio}")
+
+    @classmethod
+    def checked(cls, max_error_rows: int | None, max_error_ratio: float | None) -> FailurePolicy:
+        """The policy of a task's thresholds; impossible ones are a :class:`CapillaryConfigError` (not retried)."""
+        try:
+            return cls(max_error_rows, max_error_ratio)
+        except ValueError as exc:
+            raise CapillaryConfigError(str(exc)) from None
 
     def failure(self, jobs: Sequence[UploadJob]) -> str | None:
         """Why terminal ``jobs`` fail the policy, or None if they pass."""

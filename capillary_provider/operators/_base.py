@@ -125,10 +125,7 @@ class BaseUploadOperator(BaseOperator):
             raise CapillaryConfigError(f"batch_size must be at least 1, not {batch_size}")
         if poll_interval <= 0:
             raise CapillaryConfigError(f"poll_interval must be positive, not {poll_interval}")
-        try:
-            FailurePolicy(max_error_rows, max_error_ratio)
-        except ValueError as exc:
-            raise CapillaryConfigError(str(exc)) from None
+        FailurePolicy.checked(max_error_rows, max_error_ratio)
         self.coupon_series_id = coupon_series_id
         self.source = source
         self.capillary_conn_id = capillary_conn_id

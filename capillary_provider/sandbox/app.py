@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from capillary_provider.sandbox.config import SandboxConfig
 from capillary_provider.sandbox.control import control_router
-from capillary_provider.sandbox.faults import ExpireTokens, FaultBook, FaultRule, JobErrored
+from capillary_provider.sandbox.faults import Endpoint, ExpireTokens, FaultAction, FaultBook, FaultRule, JobErrored
 from capillary_provider.sandbox.middleware import SandboxMiddleware, log_entry
 from capillary_provider.sandbox.processing import IDENTIFIER_TYPES, CsvWorker
 from capillary_provider.sandbox.redeem_routes import redeem_router
@@ -54,6 +54,14 @@ class Sandbox:
     def _seed_configured_codes(self) -> None:
         for series_id, codes in self.config.series_codes.items():
             self.worker.seed(series_id, [(code, None) for code in sorted(codes)], None)
+
+    def begin(self, request: Request, endpoint: Endpoint) -> tuple[FaultAction | None, dict[str, Any], Response | None]:
+        """How every authenticated route starts: take the endpoint's armed fault, log the request with it,
+        and the early answer (a fault before the body, or a token refused) if there is one."""
+        action = self.faults.take(endpoint)
+        entry = log_entry(request.scope)
+        entry["fault"] = None if action is None else action.type
+        return action, entry, before_body(endpoint, action) or self.auth_failure(request)
 
     def auth_failure(self, request: Request) -> Response | None:
         outcome, expiry = self.state.check_token(request.headers.get(TOKEN_HEADER))
@@ -109,10 +117,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.post("/coupon/api/v1/upload/file/{series}")
     async def upload_file(request: Request, series: str) -> Response:
-        action = sandbox.faults.take("upload")
-        entry = log_entry(request.scope)
-        entry["fault"] = None if action is None else action.type
-        early = before_body("upload", action) or sandbox.auth_failure(request)
+        action, entry, early = sandbox.begin(request, "upload")
         if early is not None:
             return early
         series_id = series_id_of(series)
@@ -147,9 +152,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.get("/coupon/api/v1/upload/getUploadStatus/{series}")
     async def upload_status(request: Request, series: str) -> Response:
-        action = sandbox.faults.take("status")
-        log_entry(request.scope)["fault"] = None if action is None else action.type
-        early = before_body("status", action) or sandbox.auth_failure(request)
+        action, _, early = sandbox.begin(request, "status")
         if early is not None:
             return early
         series_id = series_id_of(series)

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from capillary_provider.sandbox.faults import JobErrored
-from capillary_provider.sandbox.middleware import log_entry
 from capillary_provider.sandbox.redeem import RedeemJob, parse_redeem_form
-from capillary_provider.sandbox.responses import after_processing, before_body, upload_envelope
+from capillary_provider.sandbox.responses import after_processing, upload_envelope
 from capillary_provider.sandbox.uploads import bad_series, keep_file, read_form, reject, series_id_of
 
 if TYPE_CHECKING:
@@ -25,10 +24,7 @@ def redeem_router(sandbox: Sandbox) -> APIRouter:
 
     @router.post("/coupon/api/v1/upload/redeemFile/{series}")
     async def redeem_file(request: Request, series: str) -> Response:
-        action = sandbox.faults.take("redeem_upload")
-        entry = log_entry(request.scope)
-        entry["fault"] = None if action is None else action.type
-        early = before_body("redeem_upload", action) or sandbox.auth_failure(request)
+        action, entry, early = sandbox.begin(request, "redeem_upload")
         if early is not None:
             return early
         series_id = series_id_of(series)
@@ -69,9 +65,7 @@ def redeem_router(sandbox: Sandbox) -> APIRouter:
 
     @router.get("/coupon/api/v1/upload/getUploadRedeemedCouponStatus/{series}")
     async def redeem_status(request: Request, series: str) -> Response:
-        action = sandbox.faults.take("redeem_status")
-        log_entry(request.scope)["fault"] = None if action is None else action.type
-        early = before_body("redeem_status", action) or sandbox.auth_failure(request)
+        action, _, early = sandbox.begin(request, "redeem_status")
         if early is not None:
             return early
         series_id = series_id_of(series)

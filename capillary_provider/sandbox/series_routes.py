@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from capillary_provider.sandbox.middleware import log_entry
-from capillary_provider.sandbox.responses import after_processing, before_body, v2_error
+from capillary_provider.sandbox.responses import after_processing, v2_error
 from capillary_provider.sandbox.uploads import series_id_of
 
 if TYPE_CHECKING:
@@ -21,9 +20,7 @@ def series_router(sandbox: Sandbox) -> APIRouter:
 
     @router.get("/v2/coupon/series")
     async def read_series(request: Request) -> Response:
-        action = sandbox.faults.take("series")
-        log_entry(request.scope)["fault"] = None if action is None else action.type
-        early = before_body("series", action) or sandbox.auth_failure(request)
+        action, _, early = sandbox.begin(request, "series")
         if early is not None:
             return early
         raw = ",".join(request.query_params.getlist("ids"))

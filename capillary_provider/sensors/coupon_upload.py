@@ -65,8 +65,8 @@ class CouponUploadSensor(BaseSensorOperator):
         self.max_error_ratio = max_error_ratio
         self.deferrable = deferrable
         self.upload_kind = upload_kind
+        FailurePolicy.checked(max_error_rows, max_error_ratio)
         try:
-            FailurePolicy(max_error_rows, max_error_ratio)
             kind_named(upload_kind)
         except ValueError as exc:
             raise CapillaryConfigError(str(exc)) from None
