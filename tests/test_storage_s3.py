@@ -257,3 +257,21 @@ def test_a_remote_source_is_fetched_once_for_validation_and_upload(
 
     assert counting.bytes_read == len(stored)  # validation read it, the upload read the local spool
     assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_skipped_rows_of_an_s3_source_are_written_to_s3(
+    capillary_conn: SandboxClient, bucket: dict[str, str], context: dict[str, Any]
+) -> None:
+    source = ObjectStoragePath(f"s3://{BUCKET}/daily/mixed.csv", conn_id=AWS_CONN_ID)
+    source.write_bytes(CSV_BYTES + b"12,C-bad\n")
+    rejected = f"s3://{BUCKET}/rejected/2026-12-01/mixed.csv"
+
+    summary = make_operator(
+        str(source), source_conn_id=AWS_CONN_ID, invalid_rows="skip", rejected_rows_to=rejected
+    ).execute(context)
+
+    assert stored_batches(capillary_conn) == expected_batches()
+    assert summary["skipped_rows"] == 1
+    lines = ObjectStoragePath(rejected, conn_id=AWS_CONN_ID).read_bytes().splitlines()
+    assert lines[0] == b"mobile,code,row,reason"
+    assert lines[1].startswith(b"12,C-bad,27,")

@@ -29,12 +29,17 @@ def fail(name: str, problem: str) -> CouponFileError:
 class Problems:
     """Collects row-level problems of each kind over the whole file (count + first examples)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, keep_rows: bool = False) -> None:
         self.name = name
         self.kinds: dict[str, tuple[str, str, list[int], list[str]]] = {}
+        self.keep_rows = keep_rows
+        self.bad_rows: dict[int, str] = {}
+        """With ``keep_rows``: every bad row's number and its first problem (for skipping them)."""
 
     def add(self, key: str, what: str, fix: str, row: int, example: str | None = None) -> None:
         """Count one row with problem ``key``: ``what`` is wrong, ``fix`` says what to do."""
+        if self.keep_rows:
+            self.bad_rows.setdefault(row, what)
         entry = self.kinds.setdefault(key, (what, fix, [0], []))
         entry[2][0] += 1
         if len(entry[3]) < EXAMPLES:

@@ -11,7 +11,7 @@ which is also what names the offending rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
@@ -57,6 +57,8 @@ class FilePlan:
     rows: int
     batches: tuple[Batch, ...]
     size: int
+    rejected: dict[int, str] = field(default_factory=dict)
+    """With ``skip_invalid``: the invalid rows (1-based row number in the file) and why each is invalid."""
 
 
 class Batcher:
@@ -88,10 +90,12 @@ class Batcher:
 class _Scanner:
     """Scans blocks of complete records: whole-block fast checks where the rules allow, else row by row."""
 
-    def __init__(self, name: str, rules: RowRules, spec: BlockSpec | None, header: list[str], validate: bool) -> None:
+    def __init__(
+        self, name: str, rules: RowRules, spec: BlockSpec | None, header: list[str], validate: bool, keep_rows: bool
+    ) -> None:
         self.name, self.rules, self.spec, self.header, self.validate = name, rules, spec, header, validate
         self.columns = len(header)
-        self.problems = Problems(name)
+        self.problems = Problems(name, keep_rows)
 
     def _col(self, col: int) -> str:
         return f'column {col + 1} ("{self.header[col]}")'
@@ -163,6 +167,7 @@ def scan_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     validate: bool = True,
     chunk_size: int = CHUNK_SIZE,
+    skip_invalid: bool = False,
 ) -> FilePlan:
     """Validate a CSV and plan its batches in one sequential pass with flat memory.
 
@@ -170,6 +175,9 @@ def scan_file(
     :param name: file name or URI used in error messages.
     :param rules: what the upload kind requires of the header and of each row.
     :param batch_size: maximum records per batch.
+    :param skip_invalid: collect the invalid rows in :attr:`FilePlan.rejected` instead of raising (the
+        batches then still include them: :func:`capillary_provider.coupon_file.rejects.split_rejected`
+        writes the file without them). Problems of the whole file (not UTF-8, a broken quote) still raise.
     :param validate: ``False`` skips content checks but still finds record boundaries.
     :param chunk_size: read size; small values exist for tests of chunk-boundary cases.
     :raises CouponFileError: naming the file, rows, column, count and fix.
@@ -197,7 +205,7 @@ def scan_file(
     offset += cut
     if not header_line.endswith(b"\n"):
         header_line += b"\n"
-    scanner = _Scanner(name, rules, spec, header, validate)
+    scanner = _Scanner(name, rules, spec, header, validate, skip_invalid)
     batcher = Batcher(batch_size, offset)
     row = 2
     while True:
@@ -238,10 +246,12 @@ def scan_file(
             continue
         row += scanner.block(buf[:cut], row, batcher, offset, final=False)
         buf, offset = buf[cut:], offset + cut
-    scanner.problems.raise_if_any()
+    if not skip_invalid:
+        scanner.problems.raise_if_any()
     if row == 2:
         raise fail(name, "has a header row but no coupon rows. Add rows or skip the upload.")
-    return FilePlan(name, header_line, len(header), row - 2, tuple(Batch(*fields) for fields in batcher.batches), size)
+    batches = tuple(Batch(*fields) for fields in batcher.batches)
+    return FilePlan(name, header_line, len(header), row - 2, batches, size, scanner.problems.bad_rows)
 
 
 def scan_coupon_file(

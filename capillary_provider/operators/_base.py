@@ -28,10 +28,12 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
+from capillary_provider.coupon_file.rejects import SkippedRows
 from capillary_provider.exceptions import (
     CapillaryConfigError,
     CapillaryError,
     CapillaryUploadOutcomeUnknown,
+    CouponFileError,
     CouponUploadAborted,
     CouponUploadFailed,
     CouponUploadTimeout,
@@ -95,6 +97,13 @@ class BaseUploadOperator(BaseOperator):
     :param check_series: read the series before the first upload and fail, sending nothing, when
         Capillary does not know it or it has expired. Any other answer (no read access, a timeout)
         only logs a warning: the check never stops a valid upload.
+    :param invalid_rows: ``"fail"`` (nothing is sent if any row is invalid) or ``"skip"``: invalid rows
+        never reach Capillary; each is written, as it was, to ``rejected_rows_to`` before anything is
+        uploaded, and the others go up.
+    :param rejected_rows_to: path or URI (any storage) of the rejected-rows CSV: the original header plus
+        the row's 1-based row number and the reason (templated; required with ``invalid_rows="skip"``).
+    :param max_skipped_rows: with ``"skip"``, most invalid rows tolerated before the task fails, sending
+        nothing; None for no ceiling.
     """
 
     upload_kind: ClassVar[UploadKind]
@@ -118,6 +127,9 @@ class BaseUploadOperator(BaseOperator):
         max_error_rows: int | None = 0,
         max_error_ratio: float | None = None,
         check_series: bool = True,
+        invalid_rows: str = "fail",
+        rejected_rows_to: str | ObjectStoragePath | None = None,
+        max_skipped_rows: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -141,7 +153,15 @@ class BaseUploadOperator(BaseOperator):
         self.max_error_rows = max_error_rows
         self.max_error_ratio = max_error_ratio
         self.check_series = check_series
+        if invalid_rows not in ("fail", "skip"):
+            raise CapillaryConfigError(f'invalid_rows must be "fail" or "skip", not {invalid_rows!r}')
+        if invalid_rows == "skip" and not rejected_rows_to:
+            raise CapillaryConfigError('invalid_rows="skip" needs rejected_rows_to: skipped rows are never dropped')
+        self.invalid_rows = invalid_rows
+        self.rejected_rows_to = rejected_rows_to
+        self.max_skipped_rows = max_skipped_rows
         self._accepted: list[UploadJob] = []
+        self._skipped: dict[str, Any] = {}
 
     @property
     def policy(self) -> FailurePolicy:
@@ -168,12 +188,22 @@ class BaseUploadOperator(BaseOperator):
         series_id = _series_id(self.coupon_series_id)
         rules = self.row_rules()
         source = ReadOnce(self._source_path(), name=str(self.source))
+        skipped: SkippedRows | None = None
         try:
             # Validation reads the whole source before anything is sent; the upload reads what it read.
             with source.for_scan() as stream:
                 plan = scan_file(
-                    stream, name=str(self.source), rules=rules, batch_size=self.batch_size, validate=self.validate
+                    stream,
+                    name=str(self.source),
+                    rules=rules,
+                    batch_size=self.batch_size,
+                    validate=self.validate,
+                    skip_invalid=self.invalid_rows == "skip",
                 )
+            skipped = self._skip_invalid_rows(source, plan, rules)
+            if skipped is not None:
+                source.close()
+                source, plan = skipped.source, skipped.plan
             names = [self._file_name(context, batch.part) for batch in plan.batches]
             self.log.info(
                 "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
@@ -191,8 +221,10 @@ class BaseUploadOperator(BaseOperator):
             jobs = self._upload(context, series_id, source, plan, names)
         finally:
             source.close()
+            if skipped is not None:
+                skipped.close()
         if not self.wait_for_completion:
-            return summarize(series_id, jobs)
+            return {**summarize(series_id, jobs), **self._skipped}
         if self.deferrable:
             jobs = self._poll_once(series_id, jobs)
             if not all(job.is_terminal for job in jobs):
@@ -237,6 +269,29 @@ class BaseUploadOperator(BaseOperator):
         return ", ".join(f"{job.uploaded_file_name} (job {job.job_id})" for job in self._accepted) or "none"
 
     # -- steps ------------------------------------------------------------------------------------
+
+    def _skip_invalid_rows(self, source: ReadOnce, plan: FilePlan, rules: RowRules) -> SkippedRows | None:
+        """With ``invalid_rows="skip"``: save the invalid rows to ``rejected_rows_to``, then plan the rest."""
+        if not plan.rejected:
+            return None
+        count = len(plan.rejected)
+        if self.max_skipped_rows is not None and count > self.max_skipped_rows:
+            raise CouponFileError(
+                f"{self.source}: {count} invalid rows, more than max_skipped_rows={self.max_skipped_rows}; "
+                f"nothing was uploaded. First: row {min(plan.rejected)} ({plan.rejected[min(plan.rejected)]})."
+            )
+        target = self._storage_path(self.rejected_rows_to)
+        skipped = SkippedRows(
+            source, plan, rules, name=str(self.source), batch_size=self.batch_size, rejected_rows_to=target
+        )
+        self._skipped = {"skipped_rows": skipped.count, "rejected_rows_file": str(self.rejected_rows_to)}
+        self.log.warning(
+            "Skipping %s of %s: written to %s, never sent to Capillary",
+            plural(skipped.count, "invalid row"),
+            self.source,
+            self.rejected_rows_to,
+        )
+        return skipped
 
     def _check_series(self, series_id: str) -> None:
         """Fail before sending when Capillary does not know the series or it has expired (``check_series``)."""
@@ -375,18 +430,22 @@ class BaseUploadOperator(BaseOperator):
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        summary = summarize(series_id, jobs, failure)
+        summary = {**summarize(series_id, jobs, failure), **self._skipped}
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
 
     def _source_path(self) -> ObjectStoragePath:
-        if isinstance(self.source, ObjectStoragePath):
-            return self.source
-        source = str(self.source)
-        if "://" not in source:  # a plain local path
-            source = "file://" + os.path.abspath(source)
-        return ObjectStoragePath(source, conn_id=self.source_conn_id)
+        return self._storage_path(self.source)
+
+    def _storage_path(self, location: Any) -> ObjectStoragePath:
+        """A path or URI as an ObjectStoragePath on ``source_conn_id``'s storage (a plain path is local)."""
+        if isinstance(location, ObjectStoragePath):
+            return location
+        text = str(location)
+        if "://" not in text:
+            text = "file://" + os.path.abspath(text)
+        return ObjectStoragePath(text, conn_id=self.source_conn_id)
 
     def _file_name(self, context: Context, part: int) -> str:
         ti = context["ti"]

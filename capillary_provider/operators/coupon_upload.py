@@ -49,6 +49,7 @@ class CouponUploadOperator(BaseUploadOperator):
         "customer_identifier_column",
         "capillary_conn_id",
         "source_conn_id",
+        "rejected_rows_to",
     )
 
     def __init__(

@@ -1,0 +1,122 @@
+"""Skipped rows: split a scanned file into the rows that go to Capillary and the rows that never do.
+
+With ``invalid_rows="skip"`` the scan collects the invalid rows instead of failing
+(:attr:`~capillary_provider.coupon_file.scan.FilePlan.rejected`). :func:`split_rejected` then reads
+the file once more, record by record in blocks, and writes each record either to the file that is
+uploaded or, as it was, to the rejected-rows CSV: the original header plus the row's 1-based
+spreadsheet row number and the reason. Both are streamed: memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
+from capillary_provider.coupon_file.rows import RowRules
+from capillary_provider.coupon_file.scan import FilePlan, scan_file
+from capillary_provider.coupon_file.sources import ReadOnce, read_chunk
+
+CHUNK_SIZE = 1 << 20
+REJECTED_COLUMNS = ("row", "reason")
+"""What the rejected-rows CSV adds to the original header."""
+
+
+def _extra_cells(row: int, reason: str) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([row, reason])
+    return b"," + buffer.getvalue().encode()
+
+
+def split_rejected(
+    stream: BinaryIO,
+    *,
+    name: str,
+    header: bytes,
+    rejected: dict[int, str],
+    kept: BinaryIO,
+    rejects: BinaryIO,
+    chunk_size: int = CHUNK_SIZE,
+) -> int:
+    """Copy ``stream`` (header included) to ``kept`` without the ``rejected`` rows, which go to ``rejects``.
+
+    :param stream: the source as the scan read it, from its start (a UTF-8 byte-order mark is dropped).
+    :param header: the header line the scan found (written first to both files).
+    :param rejected: row number (1 = the header) to reason, from the scan.
+    :return: the number of rows written to ``rejects``.
+    """
+    kept.write(header)
+    rejects.write(header.rstrip(b"\r\n") + b"," + ",".join(REJECTED_COLUMNS).encode() + b"\n")
+    buf = read_chunk(stream, chunk_size, name)
+    buf = buf.removeprefix(b"\xef\xbb\xbf")
+    skip = len(header)
+    while len(buf) < skip:  # the header may be longer than a chunk
+        more = read_chunk(stream, chunk_size, name)
+        if not more:
+            break
+        buf += more
+    buf, row, written, eof = buf[skip:], 2, 0, False
+    while buf or not eof:
+        if not eof:
+            more = read_chunk(stream, chunk_size, name)
+            eof = not more
+            buf += more
+        cut = len(buf) if eof else keep_blank_tail(buf, last_record_end(buf))
+        if cut == 0 and not eof:
+            continue
+        block, buf = buf[:cut], buf[cut:]
+        start = 0
+        for end, _ in split_records(block, row, name, final=eof):
+            record = block[start:end]
+            reason = rejected.get(row)
+            if reason is None:
+                kept.write(record)
+            else:
+                rejects.write(record.rstrip(b"\r\n") + _extra_cells(row, reason) + b"\n")
+                written += 1
+            start, row = end, row + 1
+        if eof:
+            break
+    return written
+
+
+class SkippedRows:
+    """The file without its invalid rows, ready to upload, and the rejected rows saved where the user said.
+
+    Order matters: the rejected rows are written to ``rejected_rows_to`` before anything is uploaded, so
+    a row that never reaches Capillary is never lost, whatever happens next.
+
+    :param source: the scanned source.
+    :param plan: the scan's plan, with :attr:`FilePlan.rejected`.
+    :param rules: the kind's row rules (the file without the rows is planned again with them).
+    :param name: the source as the task names it, for messages.
+    :param batch_size: most rows per batch.
+    :param rejected_rows_to: where the rejected-rows CSV goes (any ``ObjectStoragePath``).
+    """
+
+    def __init__(
+        self, source: ReadOnce, plan: FilePlan, rules: RowRules, *, name: str, batch_size: int, rejected_rows_to: Any
+    ) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="capillary-skip-"))
+        kept_path, rejects_path = self._dir / "kept.csv", self._dir / "rejected.csv"
+        with source.for_upload() as stream, kept_path.open("wb") as kept, rejects_path.open("wb") as rejects:
+            self.count = split_rejected(
+                stream, name=name, header=plan.header, rejected=plan.rejected, kept=kept, rejects=rejects
+            )
+        with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
+            rejected_rows_to.parent.mkdir(parents=True, exist_ok=True)
+        with rejects_path.open("rb") as local, rejected_rows_to.open("wb") as remote:
+            shutil.copyfileobj(local, remote, 1 << 20)
+        self.rejected_rows_to = rejected_rows_to
+        self.source = ReadOnce(kept_path, name=name)
+        with self.source.for_scan() as stream:
+            self.plan = scan_file(stream, name=name, rules=rules, batch_size=batch_size, validate=False)
+
+    def close(self) -> None:
+        """Delete the local files (the rejected rows are safe in ``rejected_rows_to``)."""
+        shutil.rmtree(self._dir, ignore_errors=True)
