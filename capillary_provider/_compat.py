@@ -20,13 +20,26 @@ if TYPE_CHECKING:
     class AirflowSensorTimeout(AirflowException):
         """A sensor ran out of time; fails without retries (skipped with ``soft_fail``)."""
 
+    class AirflowSkipException(AirflowException):
+        """Mark the task skipped."""
+
     conf: Any
 else:
     try:  # Airflow >= 3.2
         from airflow.sdk import conf
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
     except ImportError:  # Airflow 3.1
         from airflow.configuration import conf
-        from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+        from airflow.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "conf"]
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException", "conf"]

@@ -91,6 +91,11 @@ class FakeTaskInstance(SimpleNamespace):
         json.dumps(value)  # XCom must stay JSON: fail the test if it is not
         self.xcom[key] = value
 
+    def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **kwargs: Any) -> Any:
+        """This task instance's own XCom (what the operators read back after a deferral)."""
+        assert task_ids in (None, self.task_id), "tests only pull their own task's XCom"
+        return self.xcom.get(key)
+
 
 @pytest.fixture
 def context() -> dict[str, Any]:

@@ -297,7 +297,13 @@ def test_without_waiting_the_task_returns_right_after_the_upload(
     summary = make_operator(coupons, wait_for_completion=False).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert (summary["status"], summary["job_ids"]) == ("STARTED", [job["jobId"]])
-    assert context["ti"].xcom == {"job_id": job["jobId"], "job_ids": [job["jobId"]], "status": "STARTED"}
+    xcom = context["ti"].xcom
+    assert {key: xcom[key] for key in ("job_id", "job_ids", "status")} == {
+        "job_id": job["jobId"],
+        "job_ids": [job["jobId"]],
+        "status": "STARTED",
+    }
+    assert "summary" not in xcom  # no verdict yet: the task did not wait
 
 
 def test_without_waiting_no_status_call_follows_the_upload(
@@ -333,6 +339,7 @@ def test_templated_fields() -> None:
         "customer_identifier_column",
         "capillary_conn_id",
         "source_conn_id",
+        "rejected_rows_to",
     }
 
 

@@ -275,3 +275,17 @@ def test_skipped_rows_of_an_s3_source_are_written_to_s3(
     lines = ObjectStoragePath(rejected, conn_id=AWS_CONN_ID).read_bytes().splitlines()
     assert lines[0] == b"mobile,code,row,reason"
     assert lines[1].startswith(b"12,C-bad,27,")
+
+
+def test_a_pattern_on_s3_uploads_every_matching_object(
+    capillary_conn: SandboxClient, bucket: dict[str, str], context: dict[str, Any]
+) -> None:
+    for name in ("many/a.csv", "many/b.csv"):
+        ObjectStoragePath(f"s3://{BUCKET}/{name}", conn_id=AWS_CONN_ID).write_bytes(CSV_BYTES)
+    # The same codes twice: Capillary rejects the second file's rows as duplicates, which the summary shows.
+    summary = make_operator(f"s3://{BUCKET}/many/*.csv", source_conn_id=AWS_CONN_ID, max_error_rows=None).execute(
+        context
+    )
+    assert [f["source"] for f in summary["files"]] == [f"s3://{BUCKET}/many/a.csv", f"s3://{BUCKET}/many/b.csv"]
+    assert [(f["total_rows"], f["accepted_rows"]) for f in summary["files"]] == [(25, 25), (25, 0)]
+    assert stored_batches(capillary_conn) == expected_batches() * 2

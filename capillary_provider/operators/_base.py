@@ -8,22 +8,19 @@ waiting, the verdict) is here.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
-from capillary_provider._compat import conf
+from capillary_provider._compat import AirflowSkipException, conf
 from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
     BatchReader,
-    FilePlan,
     ReadOnce,
     RowRules,
     scan_file,
@@ -31,7 +28,6 @@ from capillary_provider.coupon_file import (
 from capillary_provider.coupon_file.rejects import SkippedRows
 from capillary_provider.exceptions import (
     CapillaryConfigError,
-    CapillaryError,
     CapillaryUploadOutcomeUnknown,
     CouponFileError,
     CouponUploadAborted,
@@ -41,6 +37,17 @@ from capillary_provider.exceptions import (
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status, plural, summarize
 from capillary_provider.kinds import UploadKind
+from capillary_provider.operators._files import (
+    NoFiles,
+    PreparedFile,
+    batch_file_name,
+    display_name,
+    dry_run_summary,
+    files_summary,
+    is_many,
+    resolve_sources,
+)
+from capillary_provider.operators._series import check_series
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
@@ -51,27 +58,14 @@ XCOM_JOB_ID = "job_id"
 XCOM_JOB_IDS = "job_ids"
 XCOM_STATUS = "status"
 XCOM_SUMMARY = "summary"
+XCOM_FILES = "source_files"
+"""Each source file with its batch names (and skipped rows), pushed before waiting: the verdict's summary
+reads it back, also after a deferral."""
 
 UNCERTAIN_UPLOAD_ATTEMPTS = 3
 """Uploads whose outcome is unknown (connection lost after sending) before the task gives up and retries."""
 UNCERTAIN_UPLOAD_RECHECK_SECONDS = 2.0
 """Pause before looking for the job of an upload whose answer was lost."""
-
-
-def batch_file_name(dag_id: str, task_id: str, run_id: str, map_index: int, part: int) -> str:
-    """The name Capillary records for one batch: the same for every try of the same task instance.
-
-    Readable parts say where the batch comes from; the digest keeps names distinct where the readable
-    parts are cut short or cleaned of characters a file name should not carry. Retries across an
-    upgrade find their batches by this name: it must not change between releases.
-    """
-    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:12]
-
-    def clean(text: str, limit: int) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:limit]
-
-    mapped = f"_m{map_index}" if map_index >= 0 else ""
-    return f"{clean(dag_id, 40)}__{clean(task_id, 40)}__{clean(run_id, 40)}{mapped}_{digest}_part{part:04d}.csv"
 
 
 class BaseUploadOperator(BaseOperator):
@@ -104,6 +98,8 @@ class BaseUploadOperator(BaseOperator):
         the row's 1-based row number and the reason (templated; required with ``invalid_rows="skip"``).
     :param max_skipped_rows: with ``"skip"``, most invalid rows tolerated before the task fails, sending
         nothing; None for no ceiling.
+    :param skip_if_no_files: when ``source`` is a pattern that matches no file, mark the task skipped
+        instead of failing it.
     """
 
     upload_kind: ClassVar[UploadKind]
@@ -130,6 +126,7 @@ class BaseUploadOperator(BaseOperator):
         invalid_rows: str = "fail",
         rejected_rows_to: str | ObjectStoragePath | None = None,
         max_skipped_rows: int | None = None,
+        skip_if_no_files: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -160,8 +157,8 @@ class BaseUploadOperator(BaseOperator):
         self.invalid_rows = invalid_rows
         self.rejected_rows_to = rejected_rows_to
         self.max_skipped_rows = max_skipped_rows
+        self.skip_if_no_files = skip_if_no_files
         self._accepted: list[UploadJob] = []
-        self._skipped: dict[str, Any] = {}
 
     @property
     def policy(self) -> FailurePolicy:
@@ -187,44 +184,23 @@ class BaseUploadOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         series_id = _series_id(self.coupon_series_id)
         rules = self.row_rules()
-        source = ReadOnce(self._source_path(), name=str(self.source))
-        skipped: SkippedRows | None = None
+        files: list[PreparedFile] = []
         try:
-            # Validation reads the whole source before anything is sent; the upload reads what it read.
-            with source.for_scan() as stream:
-                plan = scan_file(
-                    stream,
-                    name=str(self.source),
-                    rules=rules,
-                    batch_size=self.batch_size,
-                    validate=self.validate,
-                    skip_invalid=self.invalid_rows == "skip",
-                )
-            skipped = self._skip_invalid_rows(source, plan, rules)
-            if skipped is not None:
-                source.close()
-                source, plan = skipped.source, skipped.plan
-            names = [self._file_name(context, batch.part) for batch in plan.batches]
-            self.log.info(
-                "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
-                self.source,
-                plural(plan.rows, "row"),
-                plan.columns,
-                plan.size,
-                plural(len(plan.batches), "batch", "batches"),
-                self.batch_size,
-            )
+            # Every file is validated before the first byte of any is sent; each upload reads what its scan read.
+            for path in self._source_paths():
+                files.append(self._prepare(context, path, rules))
             if self.dry_run_only:
-                self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(names))
-                return _dry_run_summary(series_id, plan, names)
-            self._check_series(series_id)
-            jobs = self._upload(context, series_id, source, plan, names)
+                self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
+                return dry_run_summary(series_id, files)
+            context["ti"].xcom_push(key=XCOM_FILES, value=[prepared.record() for prepared in files])
+            if self.check_series:
+                check_series(self.hook, series_id, self.log)
+            jobs = self._upload(context, series_id, files)
         finally:
-            source.close()
-            if skipped is not None:
-                skipped.close()
+            for prepared in files:
+                prepared.close()
         if not self.wait_for_completion:
-            return {**summarize(series_id, jobs), **self._skipped}
+            return {**summarize(series_id, jobs), **files_summary([f.record() for f in files], jobs)}
         if self.deferrable:
             jobs = self._poll_once(series_id, jobs)
             if not all(job.is_terminal for job in jobs):
@@ -270,57 +246,78 @@ class BaseUploadOperator(BaseOperator):
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _skip_invalid_rows(self, source: ReadOnce, plan: FilePlan, rules: RowRules) -> SkippedRows | None:
-        """With ``invalid_rows="skip"``: save the invalid rows to ``rejected_rows_to``, then plan the rest."""
-        if not plan.rejected:
-            return None
-        count = len(plan.rejected)
-        if self.max_skipped_rows is not None and count > self.max_skipped_rows:
+    def _prepare(self, context: Context, path: ObjectStoragePath, rules: RowRules) -> PreparedFile:
+        """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
+        many = is_many(self.source)
+        name = display_name(path) if many else str(self.source)
+        source = ReadOnce(path, name=name)
+        with source.for_scan() as stream:
+            plan = scan_file(
+                stream,
+                name=name,
+                rules=rules,
+                batch_size=self.batch_size,
+                validate=self.validate,
+                skip_invalid=self.invalid_rows == "skip",
+            )
+        prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
+        if plan.rejected:
+            self._set_aside(prepared, rules, many)
+        prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
+        self.log.info(
+            "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
+            name,
+            plural(prepared.plan.rows, "row"),
+            prepared.plan.columns,
+            plan.size,
+            plural(len(prepared.plan.batches), "batch", "batches"),
+            self.batch_size,
+        )
+        return prepared
+
+    def _set_aside(self, prepared: PreparedFile, rules: RowRules, many: bool) -> None:
+        """Write the invalid rows to ``rejected_rows_to`` (a folder when there are several files), then plan
+        the file without them: the rows are safe before anything is uploaded."""
+        rejected = prepared.plan.rejected
+        if self.max_skipped_rows is not None and len(rejected) > self.max_skipped_rows:
+            first = min(rejected)
             raise CouponFileError(
-                f"{self.source}: {count} invalid rows, more than max_skipped_rows={self.max_skipped_rows}; "
-                f"nothing was uploaded. First: row {min(plan.rejected)} ({plan.rejected[min(plan.rejected)]})."
+                f"{prepared.name}: {len(rejected)} invalid rows, more than max_skipped_rows={self.max_skipped_rows}; "
+                f"nothing was uploaded. First: row {first} ({rejected[first]})."
             )
         target = self._storage_path(self.rejected_rows_to)
-        skipped = SkippedRows(
-            source, plan, rules, name=str(self.source), batch_size=self.batch_size, rejected_rows_to=target
+        if many:
+            target = target / ObjectStoragePath(prepared.name).name
+        prepared.skipped = SkippedRows(
+            prepared.source,
+            prepared.plan,
+            rules,
+            name=prepared.name,
+            batch_size=self.batch_size,
+            rejected_rows_to=target,
         )
-        self._skipped = {"skipped_rows": skipped.count, "rejected_rows_file": str(self.rejected_rows_to)}
+        prepared.source.close()
+        prepared.source, prepared.plan = prepared.skipped.source, prepared.skipped.plan
         self.log.warning(
             "Skipping %s of %s: written to %s, never sent to Capillary",
-            plural(skipped.count, "invalid row"),
-            self.source,
-            self.rejected_rows_to,
+            plural(prepared.skipped.count, "invalid row"),
+            prepared.name,
+            target,
         )
-        return skipped
 
-    def _check_series(self, series_id: str) -> None:
-        """Fail before sending when Capillary does not know the series or it has expired (``check_series``)."""
-        if not self.check_series:
-            return
-        try:
-            series = self.hook.get_coupon_series(series_id)
-            valid_till = _parse_time(series.get("validTillDate")) if series is not None else None
-        except CapillaryError as exc:
-            self.log.warning("Could not check coupon series %s before uploading (%s); uploading anyway", series_id, exc)
-            return
-        if series is None:
-            raise CapillaryConfigError(
-                f"Capillary does not know coupon series {series_id} (not found): check coupon_series_id and the "
-                "connection's cluster. Nothing was uploaded."
-            )
-        if valid_till is not None and valid_till < datetime.now(UTC):
-            raise CapillaryConfigError(
-                f"Coupon series {series_id} expired on {series.get('validTillDate')}: extend its validity in "
-                "Capillary or upload to another series. Nothing was uploaded."
-            )
-
-    def _upload(
-        self, context: Context, series_id: str, source: ReadOnce, plan: FilePlan, names: list[str]
-    ) -> list[UploadJob]:
-        """Upload each batch not already in the series, pushing the job ids to XCom as they come."""
+    def _upload(self, context: Context, series_id: str, files: list[PreparedFile]) -> list[UploadJob]:
+        """Upload each batch not already in the series, file by file, pushing the job ids to XCom as they come."""
         existing = _by_file_name(self.hook.get_upload_jobs(series_id, self.upload_kind))
         self._accepted = []
-        with source.for_upload() as stream:
+        for prepared in files:
+            self._upload_file(context, series_id, prepared, existing)
+        return list(self._accepted)
+
+    def _upload_file(
+        self, context: Context, series_id: str, prepared: PreparedFile, existing: dict[str, UploadJob]
+    ) -> None:
+        plan, names = prepared.plan, prepared.names
+        with prepared.source.for_upload() as stream:
             for batch, name in zip(plan.batches, names, strict=True):
                 if self.hook.aborted:
                     raise CouponUploadAborted(
@@ -348,7 +345,6 @@ class BaseUploadOperator(BaseOperator):
                         ) from exc
                 self._accepted.append(job)
                 self._push(context, self._accepted)
-        return list(self._accepted)
 
     def _upload_once(self, series_id: str, body: BatchReader, name: str) -> UploadJob:
         """Upload one batch exactly once, even when the answer to an upload is lost.
@@ -430,13 +426,20 @@ class BaseUploadOperator(BaseOperator):
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        summary = {**summarize(series_id, jobs, failure), **self._skipped}
+        records = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=XCOM_FILES) or []
+        summary = {**summarize(series_id, jobs, failure), **files_summary(records, jobs)}
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
 
-    def _source_path(self) -> ObjectStoragePath:
-        return self._storage_path(self.source)
+    def _source_paths(self) -> list[ObjectStoragePath]:
+        """The files ``source`` names: one path, a glob pattern's matches, or a list."""
+        try:
+            return resolve_sources(self.source, self._storage_path)
+        except NoFiles as exc:
+            if self.skip_if_no_files:
+                raise AirflowSkipException(f"{exc} Skipping the task (skip_if_no_files=True).") from exc
+            raise
 
     def _storage_path(self, location: Any) -> ObjectStoragePath:
         """A path or URI as an ObjectStoragePath on ``source_conn_id``'s storage (a plain path is local)."""
@@ -447,19 +450,10 @@ class BaseUploadOperator(BaseOperator):
             text = "file://" + os.path.abspath(text)
         return ObjectStoragePath(text, conn_id=self.source_conn_id)
 
-    def _file_name(self, context: Context, part: int) -> str:
+    def _file_name(self, context: Context, part: int, source_key: str | None = None) -> str:
         ti = context["ti"]
         map_index = ti.map_index if ti.map_index is not None else -1
-        return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, map_index, part)
-
-
-def _parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time with offset (``2030-09-30T00:00:00+05:30``); None if absent or unreadable."""
-    try:
-        parsed = datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, map_index, part, source_key)
 
 
 def _series_id(value: int | str) -> str:
@@ -472,15 +466,3 @@ def _series_id(value: int | str) -> str:
 def _by_file_name(jobs: list[UploadJob]) -> dict[str, UploadJob]:
     """Index jobs by the file name they were uploaded as; the latest job wins if a name repeats."""
     return {job.uploaded_file_name: job for job in sorted(jobs, key=lambda j: j.job_id) if job.uploaded_file_name}
-
-
-def _dry_run_summary(series_id: str, plan: FilePlan, names: list[str]) -> dict[str, Any]:
-    return {
-        "coupon_series_id": series_id,
-        "dry_run": True,
-        "total_rows": plan.rows,
-        "batches": [
-            {"part": batch.part, "rows": batch.rows, "first_row": batch.first_row, "file_name": name}
-            for batch, name in zip(plan.batches, names, strict=True)
-        ],
-    }

@@ -16,8 +16,8 @@ from capillary_provider.operators._base import (
     XCOM_STATUS,
     XCOM_SUMMARY,
     BaseUploadOperator,
-    batch_file_name,
 )
+from capillary_provider.operators._files import batch_file_name
 
 __all__ = ["XCOM_JOB_ID", "XCOM_JOB_IDS", "XCOM_STATUS", "XCOM_SUMMARY", "CouponUploadOperator", "batch_file_name"]
 

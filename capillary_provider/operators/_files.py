@@ -1,0 +1,154 @@
+"""The files of one upload task: which files ``source`` names, and each file validated and ready to upload.
+
+``source`` may name one file, a glob pattern (``s3://exports/daily/*.csv``) or a list of either.
+Every file is validated before the first byte of any of them is sent, and goes up as its own
+batches, named after the task instance *and the file*, so exactly-once holds per file and a retry
+never mixes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from capillary_provider.coupon_file import FilePlan, ReadOnce
+from capillary_provider.coupon_file.rejects import SkippedRows
+from capillary_provider.exceptions import CouponFileError
+from capillary_provider.jobs import UploadJob
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+class NoFiles(CouponFileError):
+    """A pattern in ``source`` matches no file."""
+
+
+def batch_file_name(
+    dag_id: str, task_id: str, run_id: str, map_index: int, part: int, source_key: str | None = None
+) -> str:
+    """The name Capillary records for one batch: the same for every try of the same task instance.
+
+    Readable parts say where the batch comes from; the digest keeps names distinct where the readable
+    parts are cut short or cleaned of characters a file name should not carry. With several source
+    files, ``source_key`` (the file's path) adds the file's own digest, so no two files share a name.
+    Retries across an upgrade find their batches by this name: it must not change between releases.
+    """
+    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:12]
+
+    def clean(text: str, limit: int) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:limit]
+
+    mapped = f"_m{map_index}" if map_index >= 0 else ""
+    per_file = f"_f{hashlib.sha256(source_key.encode()).hexdigest()[:10]}" if source_key is not None else ""
+    return (
+        f"{clean(dag_id, 40)}__{clean(task_id, 40)}__{clean(run_id, 40)}{mapped}_{digest}{per_file}_part{part:04d}.csv"
+    )
+
+
+def is_many(source: Any) -> bool:
+    """Whether ``source`` names several files (a list or tuple, or a glob pattern)."""
+    return isinstance(source, (list, tuple)) or (isinstance(source, str) and bool(_GLOB.search(source)))
+
+
+def display_name(path: Any) -> str:
+    """A path as users write it: ``s3://bucket/key``, without the ``conn_id@`` that ``str()`` adds."""
+    return re.sub(r"^([a-z0-9+.-]+://)[^@/]*@", r"\1", str(path))
+
+
+def resolve_sources(source: Any, to_path: Callable[[Any], ObjectStoragePath]) -> list[ObjectStoragePath]:
+    """The files ``source`` names, in a stable order (a pattern's matches sorted by path).
+
+    :param to_path: turns one path or URI into an :class:`ObjectStoragePath` on the task's storage.
+    :raises CouponFileError: a pattern that matches no file (the caller may skip the task instead).
+    """
+    entries: Sequence[Any] = source if isinstance(source, (list, tuple)) else [source]
+    paths: list[ObjectStoragePath] = []
+    for entry in entries:
+        text = str(entry)
+        match = _GLOB.search(text) if isinstance(entry, str) else None
+        if match is None:
+            paths.append(to_path(entry))
+            continue
+        base, _, _ = text[: match.start()].rpartition("/")
+        pattern = text[len(base) + 1 :]
+        found = sorted(to_path(base or ".").glob(pattern), key=str)
+        if not found:
+            raise NoFiles(f"{text}: matches no file. Check the pattern and the folder ({base or '.'}).")
+        paths.extend(found)
+    return paths
+
+
+@dataclass
+class PreparedFile:
+    """One source file, validated and planned: what its batches are called and where they are read from.
+
+    :param name: the file as the task names it (for messages and the summary).
+    :param key: what makes its batch names differ from the other files' (None for a single source,
+        whose names stay what they always were).
+    """
+
+    name: str
+    key: str | None
+    source: ReadOnce
+    plan: FilePlan
+    names: list[str] = field(default_factory=list)
+    skipped: SkippedRows | None = None
+
+    def close(self) -> None:
+        self.source.close()
+        if self.skipped is not None:
+            self.skipped.close()
+
+    def record(self) -> dict[str, Any]:
+        """What the verdict needs of this file after the wait (kept in XCom across a deferral)."""
+        entry: dict[str, Any] = {"source": self.name, "batch_names": list(self.names)}
+        if self.skipped is not None:
+            entry["skipped_rows"] = self.skipped.count
+            entry["rejected_rows_file"] = str(self.skipped.rejected_rows_to)
+        return entry
+
+
+def files_summary(records: Sequence[dict[str, Any]], jobs: Sequence[UploadJob]) -> dict[str, Any]:
+    """What the files add to the task's summary: the skipped rows, and one entry per file when there are
+    several (its jobs, found by their batch names, and their counts)."""
+    extra: dict[str, Any] = {}
+    skipped = [record for record in records if "skipped_rows" in record]
+    if skipped:
+        extra["skipped_rows"] = sum(record["skipped_rows"] for record in skipped)
+        extra["rejected_rows_files"] = [record["rejected_rows_file"] for record in skipped]
+    if len(records) > 1:
+        extra["files"] = []
+        for record in records:
+            mine = [job for job in jobs if job.uploaded_file_name in record["batch_names"]]
+            entry: dict[str, Any] = {
+                "source": record["source"],
+                "job_ids": [job.job_id for job in mine],
+                "total_rows": sum(job.actual_row_count for job in mine),
+                "accepted_rows": sum(job.total_uploaded_count for job in mine),
+                "rejected_rows": sum(job.error_count for job in mine),
+                **{key: record[key] for key in ("skipped_rows", "rejected_rows_file") if key in record},
+            }
+            extra["files"].append(entry)
+    return extra
+
+
+def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, Any]:
+    """What a dry run returns: the batches that would go up, each with its name (and file, if several)."""
+    batches = []
+    for prepared in files:
+        for batch, name in zip(prepared.plan.batches, prepared.names, strict=True):
+            entry = {"part": batch.part, "rows": batch.rows, "first_row": batch.first_row, "file_name": name}
+            if len(files) > 1:
+                entry["source"] = prepared.name
+            batches.append(entry)
+    return {
+        "coupon_series_id": series_id,
+        "dry_run": True,
+        "total_rows": sum(prepared.plan.rows for prepared in files),
+        "batches": batches,
+    }
