@@ -340,6 +340,7 @@ def test_templated_fields() -> None:
         "capillary_conn_id",
         "source_conn_id",
         "rejected_rows_to",
+        "archive_to",
     }
 
 

@@ -289,3 +289,16 @@ def test_a_pattern_on_s3_uploads_every_matching_object(
     assert [f["source"] for f in summary["files"]] == [f"s3://{BUCKET}/many/a.csv", f"s3://{BUCKET}/many/b.csv"]
     assert [(f["total_rows"], f["accepted_rows"]) for f in summary["files"]] == [(25, 25), (25, 0)]
     assert stored_batches(capillary_conn) == expected_batches() * 2
+
+
+def test_an_s3_source_is_moved_to_an_s3_archive_after_the_verdict(
+    capillary_conn: SandboxClient, bucket: dict[str, str], context: dict[str, Any]
+) -> None:
+    source = ObjectStoragePath(f"s3://{BUCKET}/incoming/today.csv", conn_id=AWS_CONN_ID)
+    source.write_bytes(CSV_BYTES)
+    make_operator(str(source), source_conn_id=AWS_CONN_ID, archive_to=f"s3://{BUCKET}/processed/2026-12-01").execute(
+        context
+    )
+    assert not source.exists()
+    archived = ObjectStoragePath(f"s3://{BUCKET}/processed/2026-12-01/today.csv", conn_id=AWS_CONN_ID)
+    assert archived.read_bytes() == CSV_BYTES

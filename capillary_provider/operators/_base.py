@@ -40,6 +40,7 @@ from capillary_provider.kinds import UploadKind
 from capillary_provider.operators._files import (
     NoFiles,
     PreparedFile,
+    archive,
     batch_file_name,
     display_name,
     dry_run_summary,
@@ -100,6 +101,9 @@ class BaseUploadOperator(BaseOperator):
         nothing; None for no ceiling.
     :param skip_if_no_files: when ``source`` is a pattern that matches no file, mark the task skipped
         instead of failing it.
+    :param archive_to: folder or URI (any storage; templated) each source file is moved (or copied) to
+        once the verdict has passed: never before, so a file is never archived unless Capillary took it.
+    :param archive_mode: ``"move"`` (copy, check, then delete the source) or ``"copy"``.
     """
 
     upload_kind: ClassVar[UploadKind]
@@ -127,6 +131,8 @@ class BaseUploadOperator(BaseOperator):
         rejected_rows_to: str | ObjectStoragePath | None = None,
         max_skipped_rows: int | None = None,
         skip_if_no_files: bool = False,
+        archive_to: str | ObjectStoragePath | None = None,
+        archive_mode: str = "move",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -158,6 +164,10 @@ class BaseUploadOperator(BaseOperator):
         self.rejected_rows_to = rejected_rows_to
         self.max_skipped_rows = max_skipped_rows
         self.skip_if_no_files = skip_if_no_files
+        if archive_mode not in ("move", "copy"):
+            raise CapillaryConfigError(f'archive_mode must be "move" or "copy", not {archive_mode!r}')
+        self.archive_to = archive_to
+        self.archive_mode = archive_mode
         self._accepted: list[UploadJob] = []
 
     @property
@@ -412,6 +422,14 @@ class BaseUploadOperator(BaseOperator):
         )
         if failure is not None:
             raise CouponUploadFailed(failure)
+        if self.archive_to:
+            records = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=XCOM_FILES) or []
+            summary["archived"] = archive(
+                [self._storage_path(record["source"]) for record in records],
+                self._storage_path(self.archive_to),
+                move=self.archive_mode == "move",
+                log=self.log,
+            )
         return summary
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ never mixes files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from airflow.sdk import ObjectStoragePath
 
 from capillary_provider.coupon_file import FilePlan, ReadOnce
 from capillary_provider.coupon_file.rejects import SkippedRows
-from capillary_provider.exceptions import CouponFileError
+from capillary_provider.exceptions import CapillaryError, CouponFileError
 from capillary_provider.jobs import UploadJob
 
 _GLOB = re.compile(r"[*?\[]")
@@ -152,3 +153,34 @@ def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, 
         "total_rows": sum(prepared.plan.rows for prepared in files),
         "batches": batches,
     }
+
+
+def archive(sources: Sequence[ObjectStoragePath], folder: ObjectStoragePath, *, move: bool, log: Any) -> list[str]:
+    """Copy each source file into ``folder`` (any storage), then, when ``move``, delete the original.
+
+    Called only once the verdict has passed. A file is deleted only after its copy is complete and
+    has the original's size, so a move that fails halfway leaves the source where it was (and the
+    task's retry, which attaches to the same jobs, archives it again).
+
+    :return: where each file went.
+    """
+    done = []
+    with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
+        folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        target = folder / source.name
+        try:
+            source.copy(target)
+            if target.stat().st_size != source.stat().st_size:
+                raise OSError(f"the copy has {target.stat().st_size} bytes, the source {source.stat().st_size}")
+        except Exception as exc:
+            raise CapillaryError(
+                f"Capillary accepted the upload, but archiving {display_name(source)} to {display_name(target)} "
+                f"failed ({type(exc).__name__}: {exc}); the source is still in place. A retry attaches to the "
+                "same jobs and archives it again."
+            ) from exc
+        if move:
+            source.unlink()
+        log.info("%s %s to %s", "Moved" if move else "Copied", display_name(source), display_name(target))
+        done.append(display_name(target))
+    return done

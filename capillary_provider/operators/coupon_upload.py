@@ -50,6 +50,7 @@ class CouponUploadOperator(BaseUploadOperator):
         "capillary_conn_id",
         "source_conn_id",
         "rejected_rows_to",
+        "archive_to",
     )
 
     def __init__(

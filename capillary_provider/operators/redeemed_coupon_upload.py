@@ -48,6 +48,7 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         "capillary_conn_id",
         "source_conn_id",
         "rejected_rows_to",
+        "archive_to",
     )
 
     def __init__(
