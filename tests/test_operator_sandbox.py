@@ -337,6 +337,7 @@ def test_templated_fields() -> None:
         "source",
         "customer_identifier",
         "customer_identifier_column",
+        "coupon_code_column",
         "capillary_conn_id",
         "source_conn_id",
         "rejected_rows_to",

@@ -302,3 +302,16 @@ def test_an_s3_source_is_moved_to_an_s3_archive_after_the_verdict(
     assert not source.exists()
     archived = ObjectStoragePath(f"s3://{BUCKET}/processed/2026-12-01/today.csv", conn_id=AWS_CONN_ID)
     assert archived.read_bytes() == CSV_BYTES
+
+
+def test_a_tab_separated_s3_export_with_extra_columns_goes_up_as_two_columns(
+    capillary_conn: SandboxClient, bucket: dict[str, str], context: dict[str, Any]
+) -> None:
+    rows = mobile_rows(ROWS)
+    text = "id\tmobile\tcode\n" + "".join(f"{n}\t{m}\t{c}\n" for n, (m, c) in enumerate(rows))
+    source = ObjectStoragePath(f"s3://{BUCKET}/exports/tabs.tsv", conn_id=AWS_CONN_ID)
+    source.write_bytes(text.encode())
+    make_operator(
+        str(source), source_conn_id=AWS_CONN_ID, delimiter="tab", customer_identifier_column=1, coupon_code_column=2
+    ).execute(context)
+    assert stored_batches(capillary_conn) == expected_batches()

@@ -138,3 +138,20 @@ def test_a_missing_sftp_file_fails_before_any_request_to_capillary(
     with pytest.raises(CouponFileError, match=r"sftp://127.0.0.1/exports/not-there.csv: does not exist"):
         make_operator(exports["missing"]).execute(context)
     assert capillary_conn.requests() == []
+
+
+def test_a_headerless_semicolon_export_on_sftp_is_converted_on_the_fly(
+    sftp_root: Path, exports: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
+) -> None:
+    rows = mobile_rows(12, start=100)
+    (sftp_root / "exports" / "partner.txt").write_text("".join(f"{code};{mobile};x\n" for mobile, code in rows))
+    make_operator(
+        "sftp://127.0.0.1/exports/partner.txt",
+        has_header=False,
+        delimiter=";",
+        coupon_code_column=0,
+        customer_identifier_column=1,
+    ).execute(context)
+    body = b"".join(f"{code},{mobile}\n".encode() for mobile, code in rows)
+    assert b"".join(batch.split(b"\n", 1)[1] for batch in stored_batches(capillary_conn)) == body
+    assert {batch.split(b"\n", 1)[0] for batch in stored_batches(capillary_conn)} == {b"coupon code,mobile"}

@@ -42,6 +42,7 @@ def split_rejected(
     kept: BinaryIO,
     rejects: BinaryIO,
     chunk_size: int = CHUNK_SIZE,
+    row_offset: int = 0,
 ) -> int:
     """Copy ``stream`` (header included) to ``kept`` without the ``rejected`` rows, which go to ``rejects``.
 
@@ -77,7 +78,7 @@ def split_rejected(
             if reason is None:
                 kept.write(record)
             else:
-                rejects.write(record.rstrip(b"\r\n") + _extra_cells(row, reason) + b"\n")
+                rejects.write(record.rstrip(b"\r\n") + _extra_cells(row - row_offset, reason) + b"\n")
                 written += 1
             start, row = end, row + 1
         if eof:
@@ -106,7 +107,13 @@ class SkippedRows:
         kept_path, rejects_path = self._dir / "kept.csv", self._dir / "rejected.csv"
         with source.for_upload() as stream, kept_path.open("wb") as kept, rejects_path.open("wb") as rejects:
             self.count = split_rejected(
-                stream, name=name, header=plan.header, rejected=plan.rejected, kept=kept, rejects=rejects
+                stream,
+                name=name,
+                header=plan.header,
+                rejected=plan.rejected,
+                kept=kept,
+                rejects=rejects,
+                row_offset=plan.row_offset,
             )
         with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
             rejected_rows_to.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +122,9 @@ class SkippedRows:
         self.rejected_rows_to = rejected_rows_to
         self.source = ReadOnce(kept_path, name=name)
         with self.source.for_scan() as stream:
-            self.plan = scan_file(stream, name=name, rules=rules, batch_size=batch_size, validate=False)
+            self.plan = scan_file(
+                stream, name=name, rules=rules, batch_size=batch_size, validate=False, row_offset=plan.row_offset
+            )
 
     def close(self) -> None:
         """Delete the local files (the rejected rows are safe in ``rejected_rows_to``)."""

@@ -29,8 +29,8 @@ def fail(name: str, problem: str) -> CouponFileError:
 class Problems:
     """Collects row-level problems of each kind over the whole file (count + first examples)."""
 
-    def __init__(self, name: str, keep_rows: bool = False) -> None:
-        self.name = name
+    def __init__(self, name: str, keep_rows: bool = False, row_offset: int = 0) -> None:
+        self.name, self.row_offset = name, row_offset
         self.kinds: dict[str, tuple[str, str, list[int], list[str]]] = {}
         self.keep_rows = keep_rows
         self.bad_rows: dict[int, str] = {}
@@ -43,7 +43,7 @@ class Problems:
         entry = self.kinds.setdefault(key, (what, fix, [0], []))
         entry[2][0] += 1
         if len(entry[3]) < EXAMPLES:
-            entry[3].append(example or str(row))
+            entry[3].append(example or str(row - self.row_offset))
 
     def raise_if_any(self) -> None:
         messages = []

@@ -58,6 +58,8 @@ class FilePlan:
     batches: tuple[Batch, ...]
     size: int
     rejected: dict[int, str] = field(default_factory=dict)
+    row_offset: int = 0
+    """What to subtract from a row number to name it in the user's file (1 for a file without header)."""
     """With ``skip_invalid``: the invalid rows (1-based row number in the file) and why each is invalid."""
 
 
@@ -91,11 +93,18 @@ class _Scanner:
     """Scans blocks of complete records: whole-block fast checks where the rules allow, else row by row."""
 
     def __init__(
-        self, name: str, rules: RowRules, spec: BlockSpec | None, header: list[str], validate: bool, keep_rows: bool
+        self,
+        name: str,
+        rules: RowRules,
+        spec: BlockSpec | None,
+        header: list[str],
+        validate: bool,
+        keep_rows: bool,
+        row_offset: int = 0,
     ) -> None:
         self.name, self.rules, self.spec, self.header, self.validate = name, rules, spec, header, validate
         self.columns = len(header)
-        self.problems = Problems(name, keep_rows)
+        self.problems = Problems(name, keep_rows, row_offset)
 
     def _col(self, col: int) -> str:
         return f'column {col + 1} ("{self.header[col]}")'
@@ -168,6 +177,7 @@ def scan_file(
     validate: bool = True,
     chunk_size: int = CHUNK_SIZE,
     skip_invalid: bool = False,
+    row_offset: int = 0,
 ) -> FilePlan:
     """Validate a CSV and plan its batches in one sequential pass with flat memory.
 
@@ -178,6 +188,8 @@ def scan_file(
     :param skip_invalid: collect the invalid rows in :attr:`FilePlan.rejected` instead of raising (the
         batches then still include them: :func:`capillary_provider.coupon_file.rejects.split_rejected`
         writes the file without them). Problems of the whole file (not UTF-8, a broken quote) still raise.
+    :param row_offset: subtracted from row numbers in messages: 1 when the header was added to a file
+        that had none, so rows are named as the user's file numbers them.
     :param validate: ``False`` skips content checks but still finds record boundaries.
     :param chunk_size: read size; small values exist for tests of chunk-boundary cases.
     :raises CouponFileError: naming the file, rows, column, count and fix.
@@ -205,7 +217,7 @@ def scan_file(
     offset += cut
     if not header_line.endswith(b"\n"):
         header_line += b"\n"
-    scanner = _Scanner(name, rules, spec, header, validate, skip_invalid)
+    scanner = _Scanner(name, rules, spec, header, validate, skip_invalid, row_offset)
     batcher = Batcher(batch_size, offset)
     row = 2
     while True:
@@ -251,7 +263,7 @@ def scan_file(
     if row == 2:
         raise fail(name, "has a header row but no coupon rows. Add rows or skip the upload.")
     batches = tuple(Batch(*fields) for fields in batcher.batches)
-    return FilePlan(name, header_line, len(header), row - 2, batches, size, scanner.problems.bad_rows)
+    return FilePlan(name, header_line, len(header), row - 2, batches, size, scanner.problems.bad_rows, row_offset)
 
 
 def scan_coupon_file(

@@ -11,6 +11,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from capillary_provider.coupon_file.rows import fail
@@ -168,10 +169,13 @@ class ReadOnce:
         opens).
     :param spool_dir: where the local copy goes.
     :param name: how error messages name the source.
+    :param owns_file: ``path`` is a local file made for this upload: deleted on :meth:`close`.
     """
 
-    def __init__(self, path: Any, spool_dir: str | None = None, name: str | None = None) -> None:
-        self.path, self.name = path, name
+    def __init__(
+        self, path: Any, spool_dir: str | None = None, name: str | None = None, owns_file: bool = False
+    ) -> None:
+        self.path, self.name, self._owns_file = path, name, owns_file
         self.spooled = getattr(path, "protocol", "file") not in ("file", "local", "") or str(path).lower().endswith(
             ".gz"
         )
@@ -200,7 +204,9 @@ class ReadOnce:
             yield handle
 
     def close(self) -> None:
-        """Delete the spool."""
+        """Delete the spool (and the file itself, if it was made for this upload)."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        if self._owns_file:
+            Path(str(self.path)).unlink(missing_ok=True)

@@ -25,11 +25,10 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
-from capillary_provider.coupon_file.rejects import SkippedRows
+from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
     CapillaryConfigError,
     CapillaryUploadOutcomeUnknown,
-    CouponFileError,
     CouponUploadAborted,
     CouponUploadFailed,
     CouponUploadTimeout,
@@ -104,6 +103,10 @@ class BaseUploadOperator(BaseOperator):
     :param archive_to: folder or URI (any storage; templated) each source file is moved (or copied) to
         once the verdict has passed: never before, so a file is never archived unless Capillary took it.
     :param archive_mode: ``"move"`` (copy, check, then delete the source) or ``"copy"``.
+    :param has_header: False for a file whose first row is data: the upload gets the header row
+        Capillary expects, and rows are named as the file numbers them.
+    :param delimiter: the file's field delimiter: ``","``, ``";"``, ``"tab"`` or ``"|"``; the upload is
+        converted to commas on the fly.
     """
 
     upload_kind: ClassVar[UploadKind]
@@ -133,6 +136,8 @@ class BaseUploadOperator(BaseOperator):
         skip_if_no_files: bool = False,
         archive_to: str | ObjectStoragePath | None = None,
         archive_mode: str = "move",
+        has_header: bool = True,
+        delimiter: str = ",",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -168,6 +173,12 @@ class BaseUploadOperator(BaseOperator):
             raise CapillaryConfigError(f'archive_mode must be "move" or "copy", not {archive_mode!r}')
         self.archive_to = archive_to
         self.archive_mode = archive_mode
+        try:
+            delimiter_of(delimiter)
+        except ValueError as exc:
+            raise CapillaryConfigError(str(exc)) from None
+        self.has_header = has_header
+        self.delimiter = delimiter
         self._accepted: list[UploadJob] = []
 
     @property
@@ -188,6 +199,14 @@ class BaseUploadOperator(BaseOperator):
     def upload_batch(self, series_id: str, body: BatchReader, file_name: str) -> UploadJob:
         """Upload one batch with the kind's hook method."""
         raise NotImplementedError
+
+    def upload_columns(self) -> list[int] | None:
+        """The source columns that go up, in file order; None for all (kinds with a column choice override it)."""
+        return None
+
+    def generated_header(self, columns: int) -> list[str]:
+        """The header row an upload of ``columns`` columns gets when the file has none."""
+        raise CapillaryConfigError(f"{type(self).__name__} cannot upload a file without header row")
 
     # -- execute ----------------------------------------------------------------------------------
 
@@ -260,7 +279,18 @@ class BaseUploadOperator(BaseOperator):
         """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
         many = is_many(self.source)
         name = display_name(path) if many else str(self.source)
-        source = ReadOnce(path, name=name)
+        columns = self.upload_columns()
+        converted = not self.has_header or self.delimiter != "," or columns is not None
+        if converted:
+            source = normalized_copy(
+                path,
+                name=name,
+                delimiter=delimiter_of(self.delimiter),
+                header_for=None if self.has_header else self.generated_header,
+                columns=columns,
+            )
+        else:
+            source = ReadOnce(path, name=name)
         with source.for_scan() as stream:
             plan = scan_file(
                 stream,
@@ -269,10 +299,18 @@ class BaseUploadOperator(BaseOperator):
                 batch_size=self.batch_size,
                 validate=self.validate,
                 skip_invalid=self.invalid_rows == "skip",
+                row_offset=0 if self.has_header else 1,
             )
         prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
         if plan.rejected:
-            self._set_aside(prepared, rules, many)
+            target = self._storage_path(self.rejected_rows_to)
+            prepared.set_aside(
+                rules,
+                batch_size=self.batch_size,
+                max_skipped_rows=self.max_skipped_rows,
+                rejected_rows_to=target / path.name if many else target,
+                log=self.log,
+            )
         prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
         self.log.info(
             "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
@@ -284,36 +322,6 @@ class BaseUploadOperator(BaseOperator):
             self.batch_size,
         )
         return prepared
-
-    def _set_aside(self, prepared: PreparedFile, rules: RowRules, many: bool) -> None:
-        """Write the invalid rows to ``rejected_rows_to`` (a folder when there are several files), then plan
-        the file without them: the rows are safe before anything is uploaded."""
-        rejected = prepared.plan.rejected
-        if self.max_skipped_rows is not None and len(rejected) > self.max_skipped_rows:
-            first = min(rejected)
-            raise CouponFileError(
-                f"{prepared.name}: {len(rejected)} invalid rows, more than max_skipped_rows={self.max_skipped_rows}; "
-                f"nothing was uploaded. First: row {first} ({rejected[first]})."
-            )
-        target = self._storage_path(self.rejected_rows_to)
-        if many:
-            target = target / ObjectStoragePath(prepared.name).name
-        prepared.skipped = SkippedRows(
-            prepared.source,
-            prepared.plan,
-            rules,
-            name=prepared.name,
-            batch_size=self.batch_size,
-            rejected_rows_to=target,
-        )
-        prepared.source.close()
-        prepared.source, prepared.plan = prepared.skipped.source, prepared.skipped.plan
-        self.log.warning(
-            "Skipping %s of %s: written to %s, never sent to Capillary",
-            plural(prepared.skipped.count, "invalid row"),
-            prepared.name,
-            target,
-        )
 
     def _upload(self, context: Context, series_id: str, files: list[PreparedFile]) -> list[UploadJob]:
         """Upload each batch not already in the series, file by file, pushing the job ids to XCom as they come."""

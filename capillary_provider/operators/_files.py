@@ -17,10 +17,10 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from capillary_provider.coupon_file import FilePlan, ReadOnce
+from capillary_provider.coupon_file import FilePlan, ReadOnce, RowRules
 from capillary_provider.coupon_file.rejects import SkippedRows
 from capillary_provider.exceptions import CapillaryError, CouponFileError
-from capillary_provider.jobs import UploadJob
+from capillary_provider.jobs import UploadJob, plural
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -99,6 +99,36 @@ class PreparedFile:
     plan: FilePlan
     names: list[str] = field(default_factory=list)
     skipped: SkippedRows | None = None
+
+    def set_aside(
+        self,
+        rules: RowRules,
+        *,
+        batch_size: int,
+        max_skipped_rows: int | None,
+        rejected_rows_to: ObjectStoragePath,
+        log: Any,
+    ) -> None:
+        """Write the invalid rows to ``rejected_rows_to``, then plan the file without them: the rows are safe
+        before anything is uploaded. More than ``max_skipped_rows`` fail the task, sending nothing."""
+        rejected = self.plan.rejected
+        if max_skipped_rows is not None and len(rejected) > max_skipped_rows:
+            first = min(rejected)
+            raise CouponFileError(
+                f"{self.name}: {len(rejected)} invalid rows, more than max_skipped_rows={max_skipped_rows}; "
+                f"nothing was uploaded. First: row {first} ({rejected[first]})."
+            )
+        self.skipped = SkippedRows(
+            self.source, self.plan, rules, name=self.name, batch_size=batch_size, rejected_rows_to=rejected_rows_to
+        )
+        self.source.close()
+        self.source, self.plan = self.skipped.source, self.skipped.plan
+        log.warning(
+            "Skipping %s of %s: written to %s, never sent to Capillary",
+            plural(self.skipped.count, "invalid row"),
+            self.name,
+            display_name(rejected_rows_to),
+        )
 
     def close(self) -> None:
         self.source.close()

@@ -36,6 +36,9 @@ class CouponUploadOperator(BaseUploadOperator):
         tied to customers (templated).
     :param customer_identifier_column: zero-based index of the identifier column; required unless
         ``customer_identifier`` is NOT_TAGGED (templated).
+    :param coupon_code_column: zero-based index of the code column, for files with more columns than
+        Capillary takes: only the identifier and code columns go up (streamed), the others stay home.
+        None: the file holds just those (the code is the column that is not the identifier's) (templated).
 
     The other parameters (``coupon_series_id``, ``source``, the connections, batching, waiting and the
     verdict's thresholds) are those of :class:`~capillary_provider.operators._base.BaseUploadOperator`.
@@ -47,6 +50,7 @@ class CouponUploadOperator(BaseUploadOperator):
         "source",
         "customer_identifier",
         "customer_identifier_column",
+        "coupon_code_column",
         "capillary_conn_id",
         "source_conn_id",
         "rejected_rows_to",
@@ -58,18 +62,20 @@ class CouponUploadOperator(BaseUploadOperator):
         *,
         customer_identifier: str,
         customer_identifier_column: int | str | None = None,
+        coupon_code_column: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.customer_identifier = customer_identifier
         self.customer_identifier_column = customer_identifier_column
+        self.coupon_code_column = coupon_code_column
 
     def row_rules(self) -> CouponRows:
         try:
             identifier = IdentifierType.parse(self.customer_identifier)
         except ValueError as exc:
             raise CapillaryConfigError(f"customer_identifier {exc}") from None
-        return CouponRows(identifier, self._identifier_column())
+        return CouponRows(identifier, self._uploaded_identifier_column())
 
     def upload_batch(self, series_id: str, body: BatchReader, file_name: str) -> UploadJob:
         return self.hook.upload_coupon_file(
@@ -77,21 +83,46 @@ class CouponUploadOperator(BaseUploadOperator):
             body,
             file_name=file_name,
             customer_identifier=self.customer_identifier,
-            customer_identifier_column=self._identifier_column(),
+            customer_identifier_column=self._uploaded_identifier_column(),
         )
 
-    def _identifier_column(self) -> int | None:
-        column = self.customer_identifier_column
-        if column is None or column == "":
+    def upload_columns(self) -> list[int] | None:
+        code = _column(self.coupon_code_column, "coupon_code_column")
+        if code is None:
             return None
-        try:
-            index = int(column)
-        except (TypeError, ValueError):
-            raise CapillaryConfigError(
-                f"customer_identifier_column must be a zero-based column number, not {column!r}"
-            ) from None
-        if index < 0:
-            raise CapillaryConfigError(
-                f"customer_identifier_column must be 0 or more (zero-based: 0 is the first column), not {index}"
-            )
-        return index
+        identifier = self._identifier_column()
+        if identifier == code:
+            raise CapillaryConfigError(f"coupon_code_column and customer_identifier_column are both {code}")
+        return sorted({code} | ({identifier} if identifier is not None else set()))
+
+    def generated_header(self, columns: int) -> list[str]:
+        """``mobile,coupon code`` (in the file's column order), or ``coupon code`` alone for NOT_TAGGED."""
+        cells = [f"column {index + 1}" for index in range(columns)]
+        identifier = self._uploaded_identifier_column()
+        code = next((index for index in range(columns) if index != identifier), None)
+        if identifier is not None and identifier < columns:
+            cells[identifier] = str(self.customer_identifier).lower()
+        if code is not None:
+            cells[code] = "coupon code"
+        return cells
+
+    def _uploaded_identifier_column(self) -> int | None:
+        """Where the identifier column is in what goes up (the file's own, unless columns are left out)."""
+        identifier, kept = self._identifier_column(), self.upload_columns()
+        return kept.index(identifier) if identifier is not None and kept is not None else identifier
+
+    def _identifier_column(self) -> int | None:
+        return _column(self.customer_identifier_column, "customer_identifier_column")
+
+
+def _column(column: int | str | None, what: str) -> int | None:
+    """A zero-based column parameter (an int, or the rendered text of one); None when not given."""
+    if column is None or column == "":
+        return None
+    try:
+        index = int(column)
+    except (TypeError, ValueError):
+        raise CapillaryConfigError(f"{what} must be a zero-based column number, not {column!r}") from None
+    if index < 0:
+        raise CapillaryConfigError(f"{what} must be 0 or more (zero-based: 0 is the first column), not {index}")
+    return index

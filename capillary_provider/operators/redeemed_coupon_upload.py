@@ -82,6 +82,13 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         self._rules = RedeemedRows(identifier, CouponIdentifier(self.coupon_identifier), headers)
         return self._rules
 
+    def generated_header(self, columns: int) -> list[str]:
+        """For a file without header row: each column named by its ``upload_headers`` key (which must be given)."""
+        if not self.upload_headers:
+            raise CapillaryConfigError("a redemption file without header row needs upload_headers={key: column}")
+        names = {column: key for key, column in self.upload_headers.items()}
+        return [names.get(index, f"column {index + 1}") for index in range(columns)]
+
     def upload_batch(self, series_id: str, body: BatchReader, file_name: str) -> UploadJob:
         # The map sent is the one the scan resolved (from the header row when none was given).
         assert self._rules is not None, "row_rules() runs before the first upload"
