@@ -71,16 +71,27 @@ def split_rejected(
         if cut == 0 and not eof:
             continue
         block, buf = buf[:cut], buf[cut:]
-        start = 0
-        for end, _ in split_records(block, row, name, final=eof):
-            record = block[start:end]
+        # Without quotes a record is a line: split in C. With quotes, split record by record.
+        if b'"' in block:
+            ends = [end for end, _ in split_records(block, row, name, final=eof)]
+            records = [block[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+        else:
+            lines = block.split(b"\n")
+            records = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+        last = row + len(records)
+        bad = [r for r in rejected if row <= r < last] if len(rejected) < len(records) else None
+        if bad == []:
+            kept.write(block)
+            row = last
+            continue
+        for record in records:
             reason = rejected.get(row)
             if reason is None:
                 kept.write(record)
             else:
                 rejects.write(record.rstrip(b"\r\n") + _extra_cells(row - row_offset, reason) + b"\n")
                 written += 1
-            start, row = end, row + 1
+            row += 1
         if eof:
             break
     return written

@@ -468,13 +468,18 @@ class BaseUploadOperator(BaseOperator):
             raise
 
     def _storage_path(self, location: Any) -> ObjectStoragePath:
-        """A path or URI as an ObjectStoragePath on ``source_conn_id``'s storage (a plain path is local)."""
+        """A path or URI as an ObjectStoragePath (a plain path is local). ``source_conn_id`` applies to
+        URIs of the source's scheme; another store takes its connection from the URI
+        (``s3://aws_archive@bucket/...``) or an ObjectStoragePath."""
         if isinstance(location, ObjectStoragePath):
             return location
         text = str(location)
         if "://" not in text:
             text = "file://" + os.path.abspath(text)
-        return ObjectStoragePath(text, conn_id=self.source_conn_id)
+        first = self.source[0] if isinstance(self.source, (list, tuple)) and self.source else self.source
+        source_scheme = str(first).split("://")[0] if "://" in str(first) else "file"
+        same_store = text.split("://")[0] == source_scheme
+        return ObjectStoragePath(text, conn_id=self.source_conn_id if same_store else None)
 
     def _file_name(self, context: Context, part: int, source_key: str | None = None) -> str:
         ti = context["ti"]
