@@ -431,7 +431,7 @@ class BaseUploadOperator(BaseOperator):
         if failure is not None:
             raise CouponUploadFailed(failure)
         if self.archive_to:
-            records = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=XCOM_FILES) or []
+            records = self._source_files(context)
             summary["archived"] = archive(
                 [self._storage_path(record["source"]) for record in records],
                 self._storage_path(self.archive_to),
@@ -452,11 +452,21 @@ class BaseUploadOperator(BaseOperator):
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        records = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=XCOM_FILES) or []
+        records = self._source_files(context)
         summary = {**summarize(series_id, jobs, failure), **files_summary(records, jobs)}
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
+
+    def _source_files(self, context: Context) -> list[dict[str, Any]]:
+        """This task instance's own :data:`XCOM_FILES` (after a deferral, the operator is a new object).
+
+        ``map_indexes`` is given: without it Airflow returns the values of every map index.
+        """
+        ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
+        records: list[dict[str, Any]] = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_FILES, map_indexes=map_index) or []
+        return records
 
     def _source_paths(self) -> list[ObjectStoragePath]:
         """The files ``source`` names: one path, a glob pattern's matches, or a list."""
