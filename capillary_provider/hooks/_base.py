@@ -178,7 +178,7 @@ class CapillaryBaseHook(BaseHook):
         Per request rather than on the session: requests lets ``REQUESTS_CA_BUNDLE`` and the proxy
         environment variables win over a session's own settings, never over a request's.
         """
-        extra, settings = self.connection.extra_dejson, {}
+        extra, settings = self.connection.extra_dejson, dict[str, Any]()
         verify = extra.get("verify")
         if isinstance(verify, str) and verify.strip().lower() in ("false", "true"):
             verify = verify.strip().lower() == "true"

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
+from capillary_provider import assets, lineage, metrics
 from capillary_provider._compat import conf
 from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
@@ -76,8 +77,9 @@ class BaseUploadOperator(BaseOperator):
     """The orchestration shared by every upload kind; see the kinds' operators for the parameters.
 
     :param coupon_series_id: the coupon series to upload to (templated).
-    :param source: the CSV: a local path or a URI such as ``s3://bucket/file.csv``; ``.gz`` files are
-        decompressed on the fly (templated).
+    :param source: the CSV: a local path, a URI such as ``s3://bucket/file.csv``, an ``ObjectStoragePath``
+        or an ``Asset`` (its URI is read; it and an ``ObjectStoragePath`` become the task's inlet);
+        ``.gz`` files are decompressed on the fly (templated).
     :param capillary_conn_id: the Capillary connection (templated).
     :param source_conn_id: the connection for remote storage, e.g. ``aws_default`` (templated).
     :param batch_size: most data rows per upload; Capillary recommends 500,000 at most.
@@ -105,7 +107,7 @@ class BaseUploadOperator(BaseOperator):
         self,
         *,
         coupon_series_id: int | str,
-        source: str | ObjectStoragePath,
+        source: str | ObjectStoragePath | Asset,
         capillary_conn_id: str = CapillaryHook.default_conn_name,
         source_conn_id: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -145,6 +147,8 @@ class BaseUploadOperator(BaseOperator):
         self.max_error_ratio = max_error_ratio
         self.check_series = check_series
         self._accepted: list[UploadJob] = []
+        self.last_summary: dict[str, Any] | None = None
+        assets.declare(self.inlets, self.outlets, source)  # the series (an alias until run time) and the source
 
     @property
     def policy(self) -> FailurePolicy:
@@ -222,6 +226,10 @@ class BaseUploadOperator(BaseOperator):
             raise
         return self._finish(context, series_id, jobs)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
+        return lineage.facets_on_complete(self)
+
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
 
@@ -284,13 +292,15 @@ class BaseUploadOperator(BaseOperator):
                     self.log.info(
                         "Uploading batch %d of %d: %d rows as %s", batch.part, len(plan.batches), batch.rows, name
                     )
+                    started, body = time.monotonic(), BatchReader(stream, plan.header, batch)
                     try:
-                        job = self._upload_once(series_id, BatchReader(stream, plan.header, batch), name)
+                        job = self._upload_once(series_id, body, name)
                     except CouponUploadAborted as exc:
                         raise CouponUploadAborted(
                             f"{exc}. Batches already accepted: {self._accepted_text()}; a rerun attaches to them "
                             f"and looks for {name} before uploading it again"
                         ) from exc
+                    metrics.batch_uploaded(self.upload_kind.name, batch.rows, len(body), time.monotonic() - started)
                 self._accepted.append(job)
                 self._push(context, self._accepted)
         return list(self._accepted)
@@ -359,8 +369,11 @@ class BaseUploadOperator(BaseOperator):
             summary["accepted_rows"],
             summary["rejected_rows"],
         )
+        metrics.verdict(self.upload_kind.name, summary["accepted_rows"], summary["rejected_rows"])
         if failure is not None:
             raise CouponUploadFailed(failure)
+        extra = assets.asset_event_extra(summary, self.upload_kind.name)
+        assets.record_asset_event(context, self.outlets, self.hook.coupon_url, series_id, extra)
         return summary
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -375,7 +388,7 @@ class BaseUploadOperator(BaseOperator):
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        summary = summarize(series_id, jobs, failure)
+        summary = self.last_summary = summarize(series_id, jobs, failure)
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
@@ -383,7 +396,7 @@ class BaseUploadOperator(BaseOperator):
     def _source_path(self) -> ObjectStoragePath:
         if isinstance(self.source, ObjectStoragePath):
             return self.source
-        source = str(self.source)
+        source = self.source.uri if isinstance(self.source, Asset) else str(self.source)
         if "://" not in source:  # a plain local path
             source = "file://" + os.path.abspath(source)
         return ObjectStoragePath(source, conn_id=self.source_conn_id)
