@@ -40,6 +40,7 @@ from capillary_provider.exceptions import (
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status, plural, summarize
 from capillary_provider.kinds import UploadKind
+from capillary_provider.operators._helpers import _by_file_name, _dry_run_summary, _parse_time, _series_id
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
@@ -405,36 +406,3 @@ class BaseUploadOperator(BaseOperator):
         ti = context["ti"]
         map_index = ti.map_index if ti.map_index is not None else -1
         return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, map_index, part)
-
-
-def _parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time with offset (``2030-09-30T00:00:00+05:30``); None if absent or unreadable."""
-    try:
-        parsed = datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _series_id(value: int | str) -> str:
-    text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
-        raise CapillaryConfigError(f"coupon_series_id must be a positive whole number, not {value!r}")
-    return text
-
-
-def _by_file_name(jobs: list[UploadJob]) -> dict[str, UploadJob]:
-    """Index jobs by the file name they were uploaded as; the latest job wins if a name repeats."""
-    return {job.uploaded_file_name: job for job in sorted(jobs, key=lambda j: j.job_id) if job.uploaded_file_name}
-
-
-def _dry_run_summary(series_id: str, plan: FilePlan, names: list[str]) -> dict[str, Any]:
-    return {
-        "coupon_series_id": series_id,
-        "dry_run": True,
-        "total_rows": plan.rows,
-        "batches": [
-            {"part": batch.part, "rows": batch.rows, "first_row": batch.first_row, "file_name": name}
-            for batch, name in zip(plan.batches, names, strict=True)
-        ],
-    }
