@@ -108,3 +108,22 @@ def test_a_broken_metrics_backend_never_fails_the_caller(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(metrics, "stats", lambda: Broken())
     metrics.count(metrics.ROWS_SENT, 3, "coupon")
+
+
+def test_a_429_counts_as_throttled_and_every_status_call_as_a_poll(
+    capillary_conn: SandboxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names reach ``Stats`` (the StatsD wire format is checked in test_native_airflow.py)."""
+    sent: list[tuple[str, Any]] = []
+
+    class Recording:
+        def incr(self, name: str, value: int, tags: Any = None) -> None:
+            sent.append((name, value))
+
+    monkeypatch.setattr(metrics, "stats", lambda: Recording())
+    capillary_conn.add_fault("status", "status", status=429, retry_after=0, times=1)
+    from capillary_provider.hooks.capillary import CapillaryHook
+
+    CapillaryHook().get_upload_jobs(42)  # the 429, then a retry that succeeds
+    assert sent.count((metrics.THROTTLED, 1)) == 1
+    assert sent.count((metrics.STATUS_CALLS, 1)) == 2
