@@ -127,3 +127,14 @@ def test_a_429_counts_as_throttled_and_every_status_call_as_a_poll(
     CapillaryHook().get_upload_jobs(42)  # the 429, then a retry that succeeds
     assert sent.count((metrics.THROTTLED, 1)) == 1
     assert sent.count((metrics.STATUS_CALLS, 1)) == 2
+
+
+def test_an_asset_source_is_read_from_its_uri(
+    capillary_conn: SandboxClient, write_csv: Any, context: dict[str, Any]
+) -> None:
+    path: Path = write_csv(mobile_rows(4))
+    source = Asset(uri=f"file://{path}", name="coupons")
+    op = _operator(source=source, poll_interval=0.2)
+    op.render_template_fields(context)  # an Asset passes through templating unchanged
+    assert op.source == source
+    assert op.execute(context)["accepted_rows"] == 4
