@@ -43,16 +43,28 @@ def test_an_asset_source_is_the_inlet_and_a_templated_path_is_not() -> None:
 
 
 def test_declared_series_outlet_gets_the_extra_instead_of_the_alias() -> None:
-    class Events(dict[Any, Any]):
-        def __missing__(self, key: Any) -> Any:
-            self[key] = type("Accessor", (), {"extra": {}, "added": [], "add": lambda s, a, extra: s.added.append(a)})()
-            return self[key]
+    class Accessor:
+        def __init__(self) -> None:
+            self.extra: dict[str, Any] = {}
+            self.added: list[Asset] = []
+
+        def add(self, asset: Asset, extra: dict[str, Any]) -> None:
+            self.added.append(asset)
+
+    class Events:
+        """Like Airflow's outlet_events: keyed by the asset's or alias' identity (Assets are unhashable on 3.1)."""
+
+        def __init__(self) -> None:
+            self.by_key: dict[tuple[str, str], Accessor] = {}
+
+        def __getitem__(self, key: Asset | AssetAlias) -> Accessor:
+            return self.by_key.setdefault((type(key).__name__, key.name), Accessor())
 
     events = Events()
     asset = Asset(uri=coupon_series_uri("h", 1), name=coupon_series_uri("h", 1))
     record_asset_event({"outlet_events": events}, [asset], "h", "1", {"status": "FINISHED"})
     assert events[asset].extra == {"status": "FINISHED"}
-    assert AssetAlias(name=COUPON_SERIES_ALIAS) not in events
+    assert ("AssetAlias", COUPON_SERIES_ALIAS) not in events.by_key
     record_asset_event({"outlet_events": events}, [], "h", "2", {"status": "FINISHED"})
     assert [a.uri for a in events[AssetAlias(name=COUPON_SERIES_ALIAS)].added] == [coupon_series_uri("h", 2)]
 
