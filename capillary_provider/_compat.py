@@ -7,6 +7,7 @@ real classes have these bases), and the running code imports the real names.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,4 +43,19 @@ else:
             AirflowSkipException,
         )
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException", "conf"]
+
+def stats() -> Any:
+    """Airflow's ``Stats`` (StatsD or OpenTelemetry, per ``[metrics]``), imported on first use.
+
+    Airflow 3.3 has it in the task SDK (``airflow.sdk.observability.stats``; ``airflow.stats`` is a
+    deprecated shim there), 3.2 in ``airflow.observability.stats``, 3.1 in ``airflow.stats``.
+    """
+    for module in ("airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats"):
+        try:
+            return importlib.import_module(module).Stats
+        except ImportError:
+            continue
+    raise ImportError("Airflow's Stats is in none of airflow.sdk.observability.stats, airflow.stats")
+
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException", "conf", "stats"]

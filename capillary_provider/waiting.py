@@ -8,7 +8,8 @@ This module imports no HTTP library: the trigger imports it on the triggerer's e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from capillary_provider._compat import AirflowFailException
@@ -128,3 +129,40 @@ def decode_event(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> lis
     if not jobs or not all(job.is_terminal for job in jobs):
         raise CapillaryError(f"CouponUploadTrigger reported done with jobs still in progress: {event!r}")
     return jobs
+
+
+def check_once(list_jobs: Callable[[], Iterable[UploadJob]], jobs: list[UploadJob], log: Any) -> list[UploadJob]:
+    """One status call before deferring: the jobs if all are terminal already (no trigger needed), else
+    ``jobs`` as they were; a transient failure leaves the polling to the trigger."""
+    watch = JobWatch("", [job.job_id for job in jobs], log)
+    try:
+        done = watch.assess(list_jobs())
+    except Exception as exc:
+        next_poll_delay(exc, 0.0)
+        log.warning("Checking the upload jobs failed (%s); the trigger polls again", exc)
+        return jobs
+    return done if done is not None else jobs
+
+
+def wait_in_worker(
+    list_jobs: Callable[[], Iterable[UploadJob]], watch: JobWatch, *, poll_interval: float, timeout: float, log: Any
+) -> list[UploadJob] | None:
+    """Poll in the worker until every job of ``watch`` is terminal: the jobs, or None after ``timeout`` seconds.
+
+    Transient failures (the hook has retried already) are polled through until the deadline, like the
+    trigger does, honouring ``Retry-After``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        delay = poll_interval
+        try:
+            done = watch.assess(list_jobs())
+        except Exception as exc:
+            delay = next_poll_delay(exc, poll_interval)
+            log.warning("Polling coupon series %s failed (%s); polling again", watch.coupon_series_id, exc)
+        else:
+            if done is not None:
+                return done
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

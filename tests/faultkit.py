@@ -71,7 +71,7 @@ def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploa
 
 def no_recheck_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator looks for the job of an uncertain upload at once instead of after a pause."""
-    monkeypatch.setattr(operator_module, "UNCERTAIN_UPLOAD_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr("capillary_provider.operators._exactly_once.UNCERTAIN_UPLOAD_RECHECK_SECONDS", 0.0)
 
 
 def run_trigger_of(deferred: TaskDeferred) -> dict[str, Any]:

@@ -173,8 +173,8 @@ def test_recheck_pause_is_taken_from_the_module_constant(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("capillary_provider.operators._base.UNCERTAIN_UPLOAD_RECHECK_SECONDS", 0.125)
-    monkeypatch.setattr("capillary_provider.operators._base.time.sleep", pauses.append)
+    monkeypatch.setattr("capillary_provider.operators._exactly_once.UNCERTAIN_UPLOAD_RECHECK_SECONDS", 0.125)
+    monkeypatch.setattr("capillary_provider.operators._exactly_once.time.sleep", pauses.append)
     capillary_conn.add_fault("upload", "drop_after_body")
     make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False).execute(context)  # type: ignore[arg-type]
     assert pauses == [0.125]

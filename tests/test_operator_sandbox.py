@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import capillary_provider.operators._base as operator_module
+import capillary_provider.waiting as waiting_module
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
@@ -184,7 +184,7 @@ def test_waiting_sleeps_poll_interval_between_status_calls(
         pauses.append(seconds)
         time.sleep(seconds)
 
-    monkeypatch.setattr(operator_module, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic, time=time.time))
+    monkeypatch.setattr(waiting_module, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic, time=time.time))
     make_operator(coupons, poll_interval=0.25).execute(context)
     status_calls = [entry for entry in capillary_conn.requests() if entry["path"] == STATUS_PATH]
     assert pauses

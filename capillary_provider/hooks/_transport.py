@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
+from capillary_provider import metrics
 from capillary_provider.exceptions import (
     CapillaryConfigError,
     CapillaryError,
@@ -166,6 +167,8 @@ def base_url(host: str) -> str:
 
 def transient_answer(message: str, response: requests.Response) -> CapillaryTransientError:
     """The error for an answer worth retrying (429, 5xx, unreadable), with its status and ``Retry-After``."""
+    if response.status_code == 429:
+        metrics.count(metrics.THROTTLED)
     return CapillaryTransientError(
         message,
         status_code=response.status_code,

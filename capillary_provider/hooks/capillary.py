@@ -20,6 +20,7 @@ import requests
 from asgiref.sync import sync_to_async
 from requests_toolbelt import MultipartEncoder
 
+from capillary_provider import metrics
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import (
     CapillaryApiError,
@@ -90,6 +91,7 @@ class CapillaryHook(CapillaryBaseHook):
         url = self.coupon_url + kind.status_endpoint.format(coupon_series_id=coupon_series_id)
 
         def call() -> list[UploadJob]:
+            metrics.count(metrics.STATUS_CALLS, upload_kind=kind.name)
             result = self._result(self._get(url), f"status request for coupon series {coupon_series_id}")
             return [UploadJob.from_api(item, kind) for item in result.get(kind.jobs_field) or []]
 

@@ -12,11 +12,12 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
+from capillary_provider import assets, lineage, metrics
 from capillary_provider._compat import AirflowSkipException, conf
 from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
@@ -28,14 +29,13 @@ from capillary_provider.coupon_file import (
 from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
     CapillaryConfigError,
-    CapillaryUploadOutcomeUnknown,
-    CouponUploadAborted,
     CouponUploadFailed,
     CouponUploadTimeout,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status, plural, summarize
 from capillary_provider.kinds import UploadKind
+from capillary_provider.operators._exactly_once import BatchUploads
 from capillary_provider.operators._files import (
     NoFiles,
     PreparedFile,
@@ -47,9 +47,10 @@ from capillary_provider.operators._files import (
     is_many,
     resolve_sources,
 )
+from capillary_provider.operators._helpers import series_id_of
 from capillary_provider.operators._series import check_series
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
-from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
+from capillary_provider.waiting import JobWatch, check_once, decode_event, wait_in_worker
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,18 +63,14 @@ XCOM_FILES = "source_files"
 """Each source file with its batch names (and skipped rows), pushed before waiting: the verdict's summary
 reads it back, also after a deferral."""
 
-UNCERTAIN_UPLOAD_ATTEMPTS = 3
-"""Uploads whose outcome is unknown (connection lost after sending) before the task gives up and retries."""
-UNCERTAIN_UPLOAD_RECHECK_SECONDS = 2.0
-"""Pause before looking for the job of an upload whose answer was lost."""
-
 
 class BaseUploadOperator(BaseOperator):
     """The orchestration shared by every upload kind; see the kinds' operators for the parameters.
 
     :param coupon_series_id: the coupon series to upload to (templated).
-    :param source: the CSV: a local path or a URI such as ``s3://bucket/file.csv``; ``.gz`` files are
-        decompressed on the fly (templated).
+    :param source: the CSV: a local path, a URI such as ``s3://bucket/file.csv``, an ``ObjectStoragePath``
+        or an ``Asset`` (its URI is read; it and an ``ObjectStoragePath`` become the task's inlet);
+        ``.gz`` files are decompressed on the fly (templated).
     :param capillary_conn_id: the Capillary connection (templated).
     :param source_conn_id: the connection for remote storage, e.g. ``aws_default`` (templated).
     :param batch_size: most data rows per upload; Capillary recommends 500,000 at most.
@@ -117,7 +114,7 @@ class BaseUploadOperator(BaseOperator):
         self,
         *,
         coupon_series_id: int | str,
-        source: str | ObjectStoragePath,
+        source: str | ObjectStoragePath | Asset,
         capillary_conn_id: str = CapillaryHook.default_conn_name,
         source_conn_id: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -179,7 +176,8 @@ class BaseUploadOperator(BaseOperator):
             raise CapillaryConfigError(str(exc)) from None
         self.has_header = has_header
         self.delimiter = delimiter
-        self._accepted: list[UploadJob] = []
+        self.last_summary: dict[str, Any] | None = None
+        assets.declare(self.inlets, self.outlets, source)  # the series (an alias until run time) and the source
 
     @property
     def policy(self) -> FailurePolicy:
@@ -189,6 +187,10 @@ class BaseUploadOperator(BaseOperator):
     @cached_property
     def hook(self) -> CapillaryHook:
         return CapillaryHook(self.capillary_conn_id)
+
+    @cached_property
+    def _uploads(self) -> BatchUploads:
+        return BatchUploads(self.hook, self.upload_kind, self.upload_batch, self.log)
 
     # -- what a kind supplies ---------------------------------------------------------------------
 
@@ -211,7 +213,7 @@ class BaseUploadOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        series_id = _series_id(self.coupon_series_id)
+        series_id = series_id_of(self.coupon_series_id)
         rules = self.row_rules()
         files: list[PreparedFile] = []
         try:
@@ -224,14 +226,14 @@ class BaseUploadOperator(BaseOperator):
             context["ti"].xcom_push(key=XCOM_FILES, value=[prepared.record() for prepared in files])
             if self.check_series:
                 check_series(self.hook, series_id, self.log)
-            jobs = self._upload(context, series_id, files)
+            jobs = self._uploads.run(series_id, files, lambda accepted: self._push(context, accepted))
         finally:
             for prepared in files:
                 prepared.close()
         if not self.wait_for_completion:
             return {**summarize(series_id, jobs), **files_summary([f.record() for f in files], jobs)}
         if self.deferrable:
-            jobs = self._poll_once(series_id, jobs)
+            jobs = check_once(partial(self.hook.get_upload_jobs, series_id, self.upload_kind), jobs, self.log)
             if not all(job.is_terminal for job in jobs):
                 self.defer(
                     trigger=CouponUploadTrigger(
@@ -245,12 +247,18 @@ class BaseUploadOperator(BaseOperator):
                     method_name="execute_complete",
                 )
         else:
-            jobs = self._wait(context, series_id, jobs)
+            watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
+            listing = partial(self.hook.get_upload_jobs, series_id, self.upload_kind)
+            done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
+            if done is None:
+                self._push_summary(context, series_id, watch.last_known or jobs, watch.timeout_message())
+                raise CouponUploadTimeout(watch.timeout_message())
+            jobs = done
         return self._finish(context, series_id, jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a wait in the worker."""
-        series_id = _series_id(self.coupon_series_id)
+        series_id = series_id_of(self.coupon_series_id)
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
@@ -259,19 +267,20 @@ class BaseUploadOperator(BaseOperator):
             raise
         return self._finish(context, series_id, jobs)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
+        return lineage.facets_on_complete(self)
+
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
 
         A rerun of the task attaches to those batches and uploads only the others.
         """
         self.log.warning(
-            "Task killed: aborting the upload to Capillary. Batches already accepted: %s", self._accepted_text()
+            "Task killed: aborting the upload to Capillary. Batches already accepted: %s", self._uploads.accepted_text()
         )
         if "hook" in self.__dict__:
             self.hook.abort()
-
-    def _accepted_text(self) -> str:
-        return ", ".join(f"{job.uploaded_file_name} (job {job.job_id})" for job in self._accepted) or "none"
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -323,100 +332,6 @@ class BaseUploadOperator(BaseOperator):
         )
         return prepared
 
-    def _upload(self, context: Context, series_id: str, files: list[PreparedFile]) -> list[UploadJob]:
-        """Upload each batch not already in the series, file by file, pushing the job ids to XCom as they come."""
-        existing = _by_file_name(self.hook.get_upload_jobs(series_id, self.upload_kind))
-        self._accepted = []
-        for prepared in files:
-            self._upload_file(context, series_id, prepared, existing)
-        return list(self._accepted)
-
-    def _upload_file(
-        self, context: Context, series_id: str, prepared: PreparedFile, existing: dict[str, UploadJob]
-    ) -> None:
-        plan, names = prepared.plan, prepared.names
-        with prepared.source.for_upload() as stream:
-            for batch, name in zip(plan.batches, names, strict=True):
-                if self.hook.aborted:
-                    raise CouponUploadAborted(
-                        f"Upload stopped before batch {batch.part}: the task was killed. "
-                        f"Batches already accepted: {self._accepted_text()}"
-                    )
-                job = existing.get(name)
-                if job is not None:
-                    self.log.info(
-                        "Batch %d is already in Capillary as job %s (%s): not uploading it again",
-                        batch.part,
-                        job.job_id,
-                        name,
-                    )
-                else:
-                    self.log.info(
-                        "Uploading batch %d of %d: %d rows as %s", batch.part, len(plan.batches), batch.rows, name
-                    )
-                    try:
-                        job = self._upload_once(series_id, BatchReader(stream, plan.header, batch), name)
-                    except CouponUploadAborted as exc:
-                        raise CouponUploadAborted(
-                            f"{exc}. Batches already accepted: {self._accepted_text()}; a rerun attaches to them "
-                            f"and looks for {name} before uploading it again"
-                        ) from exc
-                self._accepted.append(job)
-                self._push(context, self._accepted)
-
-    def _upload_once(self, series_id: str, body: BatchReader, name: str) -> UploadJob:
-        """Upload one batch exactly once, even when the answer to an upload is lost.
-
-        When the hook says the outcome is unknown (the body may have reached Capillary), look for a job
-        carrying the batch's name before sending it again.
-        """
-        for attempt in range(1, UNCERTAIN_UPLOAD_ATTEMPTS + 1):
-            try:
-                return self.upload_batch(series_id, body, name)
-            except CapillaryUploadOutcomeUnknown as exc:
-                if attempt == UNCERTAIN_UPLOAD_ATTEMPTS or self.hook.aborted:
-                    raise
-                self.log.warning("%s; checking whether Capillary has %s", exc, name)
-                time.sleep(UNCERTAIN_UPLOAD_RECHECK_SECONDS)
-                job = _by_file_name(self.hook.get_upload_jobs(series_id, self.upload_kind)).get(name)
-                if job is not None:
-                    self.log.info("Capillary has %s as job %s: not uploading it again", name, job.job_id)
-                    return job
-                body.seek(0)
-        raise AssertionError("unreachable")
-
-    def _poll_once(self, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
-        """One status call before deferring: finished jobs need no trigger; a failed call leaves it to the trigger."""
-        watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
-        try:
-            done = watch.assess(self.hook.get_upload_jobs(series_id, self.upload_kind))
-        except Exception as exc:
-            next_poll_delay(exc, self.poll_interval)
-            self.log.warning("Checking coupon series %s failed (%s); the trigger polls again", series_id, exc)
-            return jobs
-        return done if done is not None else jobs
-
-    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
-        """Poll in the worker until every job is terminal, or fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + self.timeout
-        watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
-        while True:
-            delay = self.poll_interval
-            try:
-                done = watch.assess(self.hook.get_upload_jobs(series_id, self.upload_kind))
-            except Exception as exc:
-                # The hook has retried already; like the trigger, keep polling until the deadline.
-                delay = next_poll_delay(exc, self.poll_interval)
-                self.log.warning("Polling coupon series %s failed (%s); polling again", series_id, exc)
-            else:
-                if done is not None:
-                    return done
-            if time.monotonic() >= deadline:
-                message = watch.timeout_message()
-                self._push_summary(context, series_id, watch.last_known or jobs, message)
-                raise CouponUploadTimeout(message)
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-
     def _finish(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
         """The verdict. The summary goes to XCom first, so an alert task can read it when the verdict fails."""
         failure = self.policy.failure(jobs)
@@ -428,8 +343,11 @@ class BaseUploadOperator(BaseOperator):
             summary["accepted_rows"],
             summary["rejected_rows"],
         )
+        metrics.verdict(self.upload_kind.name, summary["accepted_rows"], summary["rejected_rows"])
         if failure is not None:
             raise CouponUploadFailed(failure)
+        extra = assets.asset_event_extra(summary, self.upload_kind.name)
+        assets.record_asset_event(context, self.outlets, self.hook.coupon_url, series_id, extra)
         if self.archive_to:
             records = self._source_files(context)
             summary["archived"] = archive(
@@ -453,7 +371,7 @@ class BaseUploadOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
         records = self._source_files(context)
-        summary = {**summarize(series_id, jobs, failure), **files_summary(records, jobs)}
+        summary = self.last_summary = {**summarize(series_id, jobs, failure), **files_summary(records, jobs)}
         context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
         context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
         return summary
@@ -471,7 +389,8 @@ class BaseUploadOperator(BaseOperator):
     def _source_paths(self) -> list[ObjectStoragePath]:
         """The files ``source`` names: one path, a glob pattern's matches, or a list."""
         try:
-            return resolve_sources(self.source, self._storage_path)
+            source = self.source.uri if isinstance(self.source, Asset) else self.source
+            return resolve_sources(source, self._storage_path)
         except NoFiles as exc:
             if self.skip_if_no_files:
                 raise AirflowSkipException(f"{exc} Skipping the task (skip_if_no_files=True).") from exc
@@ -487,6 +406,7 @@ class BaseUploadOperator(BaseOperator):
         if "://" not in text:
             text = "file://" + os.path.abspath(text)
         first = self.source[0] if isinstance(self.source, (list, tuple)) and self.source else self.source
+        first = first.uri if isinstance(first, Asset) else first
         source_scheme = str(first).split("://")[0] if "://" in str(first) else "file"
         same_store = text.split("://")[0] == source_scheme
         return ObjectStoragePath(text, conn_id=self.source_conn_id if same_store else None)
@@ -495,15 +415,3 @@ class BaseUploadOperator(BaseOperator):
         ti = context["ti"]
         map_index = ti.map_index if ti.map_index is not None else -1
         return batch_file_name(ti.dag_id, ti.task_id, ti.run_id, map_index, part, source_key)
-
-
-def _series_id(value: int | str) -> str:
-    text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
-        raise CapillaryConfigError(f"coupon_series_id must be a positive whole number, not {value!r}")
-    return text
-
-
-def _by_file_name(jobs: list[UploadJob]) -> dict[str, UploadJob]:
-    """Index jobs by the file name they were uploaded as; the latest job wins if a name repeats."""
-    return {job.uploaded_file_name: job for job in sorted(jobs, key=lambda j: j.job_id) if job.uploaded_file_name}

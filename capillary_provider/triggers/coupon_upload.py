@@ -7,15 +7,15 @@ This module imports no HTTP library: the triggerer imports it on its event loop,
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.kinds import COUPON, kind_named
+from capillary_provider.polling import new_hook, subscribe
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
@@ -26,19 +26,18 @@ from capillary_provider.waiting import (
     next_poll_delay,
 )
 
-if TYPE_CHECKING:
-    from capillary_provider.hooks.capillary import CapillaryHook
-
 __all__ = ["EVENT_DONE", "EVENT_ERROR", "EVENT_STATUSES", "EVENT_TIMEOUT", "CouponUploadTrigger"]
 
 
 class CouponUploadTrigger(BaseTrigger):
     """Poll a coupon series until the given upload jobs are terminal or a deadline passes; yield one event.
 
-    Every poll is one status call for the whole series, whatever the number of jobs. A poll is a single
-    HTTP attempt in a worker thread (the event loop never waits on the network, and no thread sleeps in
-    a backoff); when it fails with a connection error, a timeout, a 5xx or a 429, the trigger polls again
-    after ``poll_interval`` (or the server's ``Retry-After``, if longer) until the deadline.
+    Every poll is one status call for the whole series, whatever the number of jobs, and the waits on
+    the same series in one triggerer share it (:mod:`capillary_provider.polling`: one call per interval,
+    within the connection's ``max_calls_per_minute``). A poll is a single HTTP attempt in a worker
+    thread (the event loop never waits on the network, and no thread sleeps in a backoff); when it fails
+    with a connection error, a timeout, a 5xx or a 429, the next poll comes after ``poll_interval`` (a
+    ``Retry-After`` pauses every wait on the connection), until the deadline.
 
     :param capillary_conn_id: the Airflow connection to Capillary.
     :param coupon_series_id: the series the jobs belong to.
@@ -81,13 +80,18 @@ class CouponUploadTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = kind_named(self.upload_kind)
-        hook = await _new_hook(self.capillary_conn_id)
         watch = JobWatch(self.coupon_series_id, self.job_ids, self.log)
-        try:
+        # The waits on this series in this triggerer share one status call per interval (polling.py).
+        async with subscribe(self.capillary_conn_id, self.coupon_series_id, kind, self.poll_interval) as answers:
             while True:
-                delay = self.poll_interval
+                remaining = self.end_time - time.time()
+                if remaining <= 0:
+                    yield _event(EVENT_TIMEOUT, watch, watch.timeout_message())
+                    return
                 try:
-                    done = watch.assess(await hook.aget_upload_jobs(self.coupon_series_id, kind))
+                    done = watch.assess(await asyncio.wait_for(answers.next(), remaining))
+                except TimeoutError:
+                    continue  # the deadline: the loop yields the timeout event
                 except AirflowFailException as exc:
                     yield _event(EVENT_ERROR, watch, str(exc))
                     return
@@ -104,22 +108,11 @@ class CouponUploadTrigger(BaseTrigger):
                     if done is not None:
                         yield TriggerEvent(encode_event(EVENT_DONE, done, "All upload jobs are terminal"))  # type: ignore[no-untyped-call]
                         return
-                remaining = self.end_time - time.time()
-                if remaining <= 0:
-                    yield _event(EVENT_TIMEOUT, watch, watch.timeout_message())
-                    return
-                await asyncio.sleep(min(delay, remaining))
-        finally:
-            if "session" in hook.__dict__:
-                hook.session.close()
 
 
 def _event(status: str, watch: JobWatch, message: str) -> TriggerEvent:
     return TriggerEvent(encode_event(status, watch.last_known, message))  # type: ignore[no-untyped-call]
 
 
-async def _new_hook(capillary_conn_id: str) -> CapillaryHook:
-    """A hook with one attempt per call (the polls are the retries), its module imported off the event loop."""
-    module = await asyncio.to_thread(importlib.import_module, "capillary_provider.hooks.capillary")
-    hook: CapillaryHook = module.CapillaryHook(capillary_conn_id, retry_limit=1)
-    return hook
+_new_hook = new_hook
+"""Kept for callers of earlier releases; the pollers of :mod:`capillary_provider.polling` build the hooks."""
