@@ -4,7 +4,7 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint browser deploy-test deploy-debs clean
+.PHONY: venv demo test lint browser deploy-test deploy-debs clean mutation
 
 venv: $(VENV)/.installed-$(AIRFLOW_VERSION)
 
@@ -26,6 +26,13 @@ lint: venv
 	$(BIN)/ruff check capillary_provider tests example_dags benchmarks
 	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks
 	$(BIN)/mypy --strict capillary_provider
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml) with the fast unit tests only;
+# not part of `make test` (it takes minutes). MUTANTS="capillary_provider.jobs*" limits it to one module.
+MUTANTS ?=
+mutation: venv
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS); status=$$?; \
+	$(BIN)/python tools/mutation_report.py --survivors; exit $$status
 
 browser: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m browser
