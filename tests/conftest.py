@@ -136,3 +136,13 @@ def holds_throughout(condition: Callable[[], Any], seconds: float, what: str, pa
         if time.monotonic() >= deadline:
             return
         time.sleep(pause)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fast_check_caches() -> None:
+    """Each test compiles the fast checks' patterns anew: a cache filled by an earlier test (or, under
+    ``make mutation``, by the process the mutant's test run was forked from) would hide their code."""
+    from capillary_provider.coupon_file import fast
+
+    fast._LINE_CHECKS.clear()
+    fast._LITERAL_CACHE.clear()
