@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 import pytest
-from airflow.exceptions import AirflowFailException
 
+from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import (
     CapillaryError,
     CapillaryTransientError,
