@@ -16,7 +16,7 @@ import pytest
 
 from capillary_provider.exceptions import CouponUploadAborted
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import mobile_rows, wait_for
 from tests.faultkit import make_operator, no_recheck_pause
 
 pytestmark = pytest.mark.integration
@@ -26,13 +26,6 @@ HELD_SECONDS = 30
 STOP_BOUND = 2.0
 BOUND = 20.0
 """Longest wait for the batch to reach the sandbox; a bound against hangs, not a timing assertion."""
-
-
-def wait_until(condition: Callable[[], bool], what: str, bound: float = BOUND) -> None:
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def test_on_kill_stops_an_upload_waiting_for_a_held_answer_within_two_seconds(
@@ -56,7 +49,7 @@ def test_on_kill_stops_an_upload_waiting_for_a_held_answer_within_two_seconds(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 1, "the batch never reached the sandbox")
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 1, "the batch never reached the sandbox", BOUND)
     time.sleep(0.2)  # let the worker sit in its read of the held answer (not an assertion on timing)
     killed = time.monotonic()
     operator.on_kill()
