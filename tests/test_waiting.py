@@ -14,7 +14,7 @@ from capillary_provider.exceptions import (
     CouponUploadFailed,
     CouponUploadTimeout,
 )
-from capillary_provider.jobs import UploadJob
+from capillary_provider.jobs import JobChangeLog, UploadJob, summarize
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
@@ -106,3 +106,72 @@ def test_decode_event_raises_for_timeout_error_and_garbage() -> None:
         decode_event({"status": EVENT_DONE, "message": "m", "jobs": []})
     with pytest.raises(CapillaryError, match="cannot read"):
         decode_event({"status": EVENT_DONE, "message": "m", "jobs": [{"job_id": "x"}]})
+
+
+# -- jobs: the summary and the change log the waits use ------------------------------------------------
+
+
+def test_summarize_adds_up_the_jobs() -> None:
+    jobs = [
+        job(1, "FINISHED", actual_row_count=10, total_uploaded_count=9, error_count=1, error_file_url="e1"),
+        job(2, "FINISHED", actual_row_count=5, total_uploaded_count=5),
+    ]
+    summary = summarize(7, jobs, failure="why")  # type: ignore[arg-type]
+    assert summary == {
+        "coupon_series_id": "7",
+        "status": "FINISHED",
+        "job_ids": [1, 2],
+        "total_rows": 15,
+        "accepted_rows": 14,
+        "rejected_rows": 1,
+        "error_file_urls": ["e1"],
+        "jobs": [j.to_dict() for j in jobs],
+        "failure": "why",
+    }
+    assert summarize("7", [])["status"] == ""
+    assert summarize("7", jobs)["failure"] is None
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(("info", message % args))
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.lines.append(("warning", message % args))
+
+
+def test_change_log_logs_each_job_once_per_change() -> None:
+    log = RecordingLog()
+    changes = JobChangeLog(log)
+    changes.update([job(1, "STARTED"), job(2, "STARTED")])
+    changes.update([job(1, "STARTED"), job(2, "STARTED")])
+    changes.update([job(1, "STARTED", actual_row_count=3)])
+    changes.update([job(1, "STARTED", actual_row_count=3, total_uploaded_count=1)])
+    changes.update([job(1, "STARTED", actual_row_count=3, total_uploaded_count=1, error_count=1)])
+    changes.update([job(2, "NEW_STATE")])
+    changes.update([job(2, "NEW_STATE")])
+    changes.update([job(3, "")])
+    assert log.lines == [
+        ("info", "Capillary upload job 1 STARTED: 0 rows, 0 accepted, 0 rejected"),
+        ("info", "Capillary upload job 2 STARTED: 0 rows, 0 accepted, 0 rejected"),
+        ("info", "Capillary upload job 1 STARTED: 3 rows, 0 accepted, 0 rejected"),
+        ("info", "Capillary upload job 1 STARTED: 3 rows, 1 accepted, 0 rejected"),
+        ("info", "Capillary upload job 1 STARTED: 3 rows, 1 accepted, 1 rejected"),
+        (
+            "warning",
+            "Capillary reports an unknown status; treated as in progress: job 2 NEW_STATE: 0 rows, "
+            "0 accepted, 0 rejected",
+        ),
+        ("info", "Capillary upload job 3 ?: 0 rows, 0 accepted, 0 rejected"),
+    ]
+
+
+def test_watch_logs_changes_through_its_log() -> None:
+    log = RecordingLog()
+    watch = JobWatch("7", [1], log)
+    watch.assess([job(1, "STARTED")])
+    watch.assess([job(1, "STARTED")])
+    assert log.lines == [("info", "Capillary upload job 1 STARTED: 0 rows, 0 accepted, 0 rejected")]
