@@ -41,7 +41,7 @@ def test_nth_line_end_matches_the_reference(parts: list[bytes], n: int) -> None:
     assert nth_line_end(blk, n) == nth_line_end_reference(blk, n)
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 5000, 12000, 12001, 12002, 20000])
+@pytest.mark.parametrize("n", [0, 1, 2, 5000, 5999, 6000, 6001, 6002, 12000, 12001, 12002, 20000])
 def test_nth_line_end_bisects_large_blocks(n: int) -> None:
     blk = b"".join(b"row%07d\n" % i for i in range(12001))  # 132 KB: past the 64 KiB bisection window
     assert nth_line_end(blk, n) == nth_line_end_reference(blk, n)
