@@ -16,7 +16,7 @@ UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 # Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint browser chromium constraints deploy-test deploy-debs clean
+.PHONY: venv demo test lint browser chromium constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -45,6 +45,13 @@ lint: venv
 	$(BIN)/ruff check capillary_provider tests example_dags benchmarks
 	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks
 	$(BIN)/mypy --strict capillary_provider
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml) with the fast unit tests only;
+# not part of `make test` (it takes minutes). MUTANTS="capillary_provider.jobs*" limits it to one module.
+MUTANTS ?=
+mutation: venv
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS); status=$$?; \
+	$(BIN)/python tools/mutation_report.py --survivors; exit $$status
 
 browser: venv chromium
 	$(BIN)/python -m pytest -p no:cacheprovider -m browser

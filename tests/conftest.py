@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -117,3 +118,36 @@ def _fresh_token_cache() -> Iterator[None]:
     TOKENS.clear()
     yield
     TOKENS.clear()
+
+
+WAIT_BOUND = 10.0
+"""Longest wait for a condition in :func:`wait_for`; a bound against hangs, not a timing assertion."""
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_BOUND, pause: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"after {timeout} s: {what}"
+        time.sleep(pause)
+    return result
+
+
+def holds_throughout(condition: Callable[[], Any], seconds: float, what: str, pause: float = 0.02) -> None:
+    """Assert that ``condition`` stays true for ``seconds``, checked again and again (something never happens)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert condition(), what
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(pause)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fast_check_caches() -> None:
+    """Each test compiles the fast checks' patterns anew: a cache filled by an earlier test (or, under
+    ``make mutation``, by the process the mutant's test run was forked from) would hide their code."""
+    from capillary_provider.coupon_file import fast
+
+    fast._LINE_CHECKS.clear()
+    fast._LITERAL_CACHE.clear()

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from capillary_provider.sandbox.testing import SandboxClient, SandboxStartError, running_sandbox
+from tests.conftest import holds_throughout, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -169,10 +170,13 @@ def test_job_moves_queued_then_completed(sbx: SandboxClient, token: str) -> None
 def test_counts_stay_zero_while_queued(sbx: SandboxClient, token: str) -> None:
     sbx.set_step_seconds(60)
     redeem(sbx, token, HEADER_ROW + f"{MILLIS},t,919876543210,NOPE,\n")
-    time.sleep(0.3)
-    [job] = redeem_status(sbx, token).json()["result"]["redeemUploadJobStatuses"]
-    assert job["uploadRedeemedCouponStatus"] == "QUEUED"
-    assert (job["actualRowCount"], job["errorCount"], job["totalUploadedCount"]) == (0, 0, 0)
+
+    def queued_with_zero_counts() -> bool:
+        [job] = redeem_status(sbx, token).json()["result"]["redeemUploadJobStatuses"]
+        counts = (job["actualRowCount"], job["errorCount"], job["totalUploadedCount"])
+        return bool(job["uploadRedeemedCouponStatus"] == "QUEUED" and counts == (0, 0, 0))
+
+    holds_throughout(queued_with_zero_counts, 0.3, "the counts moved while the job was queued")
 
 
 def test_header_row_is_not_counted(sbx: SandboxClient, token: str) -> None:
@@ -326,7 +330,7 @@ def test_token_is_checked_on_both_endpoints(sbx: SandboxClient) -> None:
     assert redeem_status(sbx, None).status_code == 401
     sbx.add_fault("token", "expire_tokens", seconds=0.1)
     short = sbx.token()
-    time.sleep(0.2)
+    wait_for(lambda: redeem_status(sbx, short).status_code == 498, "the token never expired")
     assert redeem(sbx, short, HEADER_ROW).status_code == 498
     assert redeem_status(sbx, short).status_code == 498
     assert sbx.redeemed_jobs() == []

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from capillary_provider.sandbox.testing import SandboxClient, SandboxStartError, running_sandbox
+from tests.conftest import holds_throughout, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -152,7 +153,7 @@ def test_expired_token_is_498_with_expiry_time(sbx: SandboxClient) -> None:
     sbx.add_fault("token", "expire_tokens", seconds=0.2)
     short = sbx.token()
     assert status(sbx, short).status_code == 200
-    time.sleep(0.3)
+    wait_for(lambda: status(sbx, short).status_code == 498, "the token never expired")
     response = status(sbx, short)
     assert response.status_code == 498
     body = response.json()
@@ -279,11 +280,9 @@ def test_no_job_is_created_until_the_whole_body_has_arrived(sbx: SandboxClient, 
         b'--XyZ\r\nContent-Disposition: form-data; name="customerIdentifier"\r\n\r\nNOT_TAGGED\r\n'
         b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="partial.csv"\r\n\r\ncode\nA1\n'
     )
-    time.sleep(0.3)
-    assert sbx.jobs() == []
+    holds_throughout(lambda: sbx.jobs() == [], 0.3, "a job was created from a partial body")
     sock.close()
-    time.sleep(0.3)
-    assert sbx.jobs() == []
+    holds_throughout(lambda: sbx.jobs() == [], 0.3, "a job was created from a cut body")
 
 
 def test_job_moves_started_validated_commited_finished(sbx: SandboxClient, token: str) -> None:
@@ -303,11 +302,13 @@ def test_job_moves_started_validated_commited_finished(sbx: SandboxClient, token
 def test_counts_stay_zero_until_finished(sbx: SandboxClient, token: str) -> None:
     sbx.set_step_seconds(60)
     job_id = job_of(upload(sbx, token, "code\nA1\nA2\n"))["jobId"]
-    time.sleep(0.3)
-    [job] = status(sbx, token).json()["result"]["uploadJobStatuses"]
-    assert job["jobId"] == job_id
-    assert job["uploadStatus"] == "STARTED"
-    assert (job["actualRowCount"], job["errorCount"], job["totalUploadedCount"]) == (0, 0, 0)
+
+    def started_with_zero_counts() -> bool:
+        [job] = status(sbx, token).json()["result"]["uploadJobStatuses"]
+        counts = (job["actualRowCount"], job["errorCount"], job["totalUploadedCount"])
+        return bool(job["jobId"] == job_id and job["uploadStatus"] == "STARTED" and counts == (0, 0, 0))
+
+    holds_throughout(started_with_zero_counts, 0.3, "the counts moved before the job finished")
 
 
 def test_finished_job_counts_rows_errors_and_accepted(sbx: SandboxClient, token: str) -> None:
@@ -451,8 +452,7 @@ def test_reset_forgets_accepted_codes(sbx: SandboxClient, token: str) -> None:
 def test_step_seconds_control_changes_the_pace(sbx: SandboxClient, token: str) -> None:
     sbx.set_step_seconds(3600)
     job_id = job_of(upload(sbx, token, "code\nP1\n"))["jobId"]
-    time.sleep(0.2)
-    assert sbx.jobs()[0]["uploadStatus"] == "STARTED"
+    holds_throughout(lambda: sbx.jobs()[0]["uploadStatus"] == "STARTED", 0.2, "the job moved within an hour's step")
     sbx.set_step_seconds(0.01)
     assert sbx.wait_for_job(job_id, timeout=5)["uploadStatus"] == "FINISHED"
 
@@ -548,7 +548,7 @@ def test_success_false_fault_answers_http_200_with_success_false(sbx: SandboxCli
 def test_expire_tokens_fault_applies_to_the_next_n_token_calls(sbx: SandboxClient) -> None:
     sbx.add_fault("token", "expire_tokens", times=2, seconds=0.2)
     tokens = [sbx.token() for _ in range(3)]
-    time.sleep(0.3)
+    wait_for(lambda: status(sbx, tokens[1]).status_code == 498, "the second token never expired")
     assert [status(sbx, t).status_code for t in tokens] == [498, 498, 200]
 
 
