@@ -42,8 +42,8 @@ test: venv lint chromium
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check capillary_provider tests example_dags benchmarks
-	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks
+	$(BIN)/ruff check capillary_provider tests example_dags benchmarks tools
+	$(BIN)/ruff format --check capillary_provider tests example_dags benchmarks tools
 	$(BIN)/mypy --strict capillary_provider
 
 # Mutation testing of the core modules ([tool.mutmut] in pyproject.toml) with the fast unit tests only;

@@ -202,7 +202,8 @@ def run_with_fault(
     if endpoint != "status":
         fault.inject(sandbox, endpoint)
     sandbox.set_step_seconds(3600)  # jobs stay in progress until the wait starts: the deferral is certain
-    upload = operator._upload
+    uploads = operator._uploads
+    upload = uploads.run
 
     def upload_then_arm(*args: Any, **kwargs: Any) -> Any:
         jobs = upload(*args, **kwargs)
@@ -211,7 +212,7 @@ def run_with_fault(
         sandbox.set_step_seconds(0.05)
         return jobs
 
-    operator.__dict__["_upload"] = upload_then_arm
+    uploads.run = upload_then_arm  # type: ignore[method-assign]
     if not operator.deferrable:
         result: dict[str, Any] = operator.execute(context)  # type: ignore[arg-type]
         return result
