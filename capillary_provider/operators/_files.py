@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import ObjectStoragePath
 
@@ -77,7 +77,8 @@ def resolve_sources(source: Any, to_path: Callable[[Any], ObjectStoragePath]) ->
             continue
         base, _, _ = text[: match.start()].rpartition("/")
         pattern = text[len(base) + 1 :]
-        found = sorted(to_path(base or ".").glob(pattern), key=str)
+        # Airflow 3.1's stubs type the matches as UPath; they are ObjectStoragePaths.
+        found = cast("list[ObjectStoragePath]", sorted(to_path(base or ".").glob(pattern), key=str))
         if not found:
             raise NoFiles(f"{text}: matches no file. Check the pattern and the folder ({base or '.'}).")
         paths.extend(found)
