@@ -49,6 +49,29 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["string", "null"]},
                     },
+                    "verify": {
+                        "label": "Verify TLS",
+                        "description": (
+                            "Path of a CA bundle for a corporate TLS proxy, or false to skip certificate "
+                            "checks (not recommended). Leave empty for the system's CAs."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "proxies": {
+                        "label": "Proxy",
+                        "description": "Proxy URL for every call, e.g. http://proxy.example.com:3128.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "timeout": {
+                        "label": "Timeout",
+                        "description": "Seconds, or connect,read seconds (e.g. 10,120). Leave empty for 10,120.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "max_calls_per_minute": {
+                        "label": "Status calls per minute",
+                        "description": "Budget of the status calls of all waits on this connection (default 60).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

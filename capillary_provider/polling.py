@@ -180,7 +180,8 @@ class _Registry:
         if conn_id not in self.budgets:
             if "connection" not in hook.__dict__:
                 hook.__dict__["connection"] = await hook.aget_connection(conn_id)
-            value = hook.connection.extra_dejson.get("max_calls_per_minute", DEFAULT_MAX_CALLS_PER_MINUTE)
+            # An empty field of the connection form means the default, like an absent key.
+            value = hook.connection.extra_dejson.get("max_calls_per_minute") or DEFAULT_MAX_CALLS_PER_MINUTE
             try:
                 per_minute = float(value)
             except (TypeError, ValueError):

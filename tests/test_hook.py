@@ -1049,7 +1049,7 @@ def test_connection_extra_verify_false_turns_certificate_checks_off(
     ("extra", "words"),
     [
         ({"timeout": "soon"}, "'timeout' must be seconds or \\[connect, read\\]"),
-        ({"proxies": "http://proxy:3128"}, "'proxies' must map a scheme to a proxy URL"),
+        ({"proxies": ["http://proxy:3128"]}, "'proxies' must map a scheme to a proxy URL"),
         ({"verify": 3}, "'verify' must be true, false or the path of a CA bundle"),
     ],
 )
@@ -1060,3 +1060,11 @@ def test_a_wrong_connection_extra_is_a_config_error_naming_it(
     with pytest.raises(CapillaryConfigError, match=words):
         CapillaryHook().get_token()
     assert m.call_count == 0
+
+
+def test_connection_form_strings_set_the_proxy_and_timeouts(monkeypatch: pytest.MonkeyPatch, m: rm.Mocker) -> None:
+    _extra_connection(monkeypatch, proxies="http://proxy.example:3128", timeout="5, 60", verify="", coupon_host="")
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    CapillaryHook().get_token()
+    assert m.last_request.proxies == {"http": "http://proxy.example:3128", "https": "http://proxy.example:3128"}
+    assert m.last_request.timeout == (5.0, 60.0)

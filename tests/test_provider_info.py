@@ -127,7 +127,7 @@ def test_hook_form_methods_match_the_provider_info() -> None:
     entry = _connection_type()
     behaviour = CapillaryHook.get_ui_field_behaviour()
     assert behaviour == {key.replace("-", "_"): value for key, value in entry["ui-field-behaviour"].items()}
-    assert entry["conn-fields"].keys() == {"coupon_host"}
+    assert entry["conn-fields"].keys() == {"coupon_host", "verify", "proxies", "timeout", "max_calls_per_minute"}
 
 
 def test_coupon_host_placeholder_is_valid_extra_json() -> None:

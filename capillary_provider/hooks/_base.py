@@ -152,6 +152,8 @@ class CapillaryBaseHook(BaseHook):
         try:
             if value in (None, ""):
                 return DEFAULT_TIMEOUT
+            if isinstance(value, str) and "," in value:  # "10, 120" from the connection form
+                value = value.strip("[] ").split(",")
             if isinstance(value, (list, tuple)):
                 connect, read = (float(part) for part in value)
                 return connect, read
@@ -191,6 +193,8 @@ class CapillaryBaseHook(BaseHook):
                 )
             settings["verify"] = verify
         proxies = extra.get("proxies")
+        if isinstance(proxies, str) and proxies.strip():  # one proxy URL from the connection form
+            proxies = {"http": proxies.strip(), "https": proxies.strip()}
         if proxies:
             if not isinstance(proxies, Mapping):
                 raise CapillaryConfigError(
