@@ -90,38 +90,6 @@ class CapillaryBaseHook(BaseHook):
         self._token: str | None = None
         self._aborted = threading.Event()
 
-    # -- connection form (Airflow 3.1) -------------------------------------------------------------
-    # Airflow 3.2+ reads the form from get_provider_info (``ui-field-behaviour``, ``conn-fields``) and
-    # never calls these two methods when the provider info declares the form, so they raise no
-    # deprecation warning there. Airflow 3.1 only knows these methods; both derive from the provider info.
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden fields, labels and placeholders of the connection form, for Airflow 3.1."""
-        behaviour = _connection_type_info()["ui-field-behaviour"]
-        return {
-            "hidden_fields": list(behaviour["hidden-fields"]),
-            "relabeling": dict(behaviour["relabeling"]),
-            "placeholders": dict(behaviour["placeholders"]),
-        }
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form (``coupon_host``), for Airflow 3.1.
-
-        Airflow 3.1's API server replaces these UI packages with stand-ins when they are not installed.
-        """
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        return {
-            name: StringField(
-                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field.get("description", "")
-            )
-            for name, field in _connection_type_info()["conn-fields"].items()
-        }
-
     # -- connection -------------------------------------------------------------------------------
 
     @cached_property

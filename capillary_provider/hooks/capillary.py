@@ -30,7 +30,13 @@ from capillary_provider.exceptions import (
     CapillaryUploadOutcomeUnknown,
     CouponUploadAborted,
 )
-from capillary_provider.hooks._base import TOKEN_ENDPOINT, TOKEN_HEADER, CapillaryBaseHook, ReauthRequired
+from capillary_provider.hooks._base import (
+    TOKEN_ENDPOINT,
+    TOKEN_HEADER,
+    CapillaryBaseHook,
+    ReauthRequired,
+    _connection_type_info,
+)
 from capillary_provider.hooks._transport import (
     UPLOAD_BLOCK_SIZE,
     ProgressReader,
@@ -80,6 +86,39 @@ class CapillaryHook(CapillaryBaseHook):
     See :class:`~capillary_provider.hooks._base.CapillaryBaseHook` for the connection's fields and
     extras, and the constructor's parameters. Nothing is read from the connection until the first call.
     """
+
+    # -- connection form (Airflow 3.1) -------------------------------------------------------------
+    # Airflow 3.2+ reads the form from get_provider_info (``ui-field-behaviour``, ``conn-fields``) and
+    # never calls these two methods when the provider info declares the form, so they raise no
+    # deprecation warning there. Airflow 3.1 only knows these methods, and reads them only from the class of the
+    # connection type itself (not from a base class); both derive from the provider info.
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders of the connection form, for Airflow 3.1."""
+        behaviour = _connection_type_info()["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (``coupon_host``), for Airflow 3.1.
+
+        Airflow 3.1's API server replaces these UI packages with stand-ins when they are not installed.
+        """
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            name: StringField(
+                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field.get("description", "")
+            )
+            for name, field in _connection_type_info()["conn-fields"].items()
+        }
 
     # -- upload jobs ------------------------------------------------------------------------------
 
