@@ -306,8 +306,6 @@ class Deployment:
                     "extra": {"endpoint_url": self.moto_url, "region_name": "us-east-1"},
                 }
             ),
-            # The coupon host of capillary_default: the campaign DAG is scheduled on that host's series Asset.
-            "CAPILLARY_COUPON_HOST": self.sandbox.url.split("://", 1)[1],
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",

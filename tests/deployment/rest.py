@@ -51,10 +51,6 @@ class AirflowApi:
         result: dict[str, Any] = self._get(f"dags/{dag_id}/dagRuns/{run_id}")
         return result
 
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._get(f"dags/{dag_id}/dagRuns")["dag_runs"]
-        return result
-
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         return result

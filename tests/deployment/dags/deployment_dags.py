@@ -8,18 +8,14 @@ coupon series (``coupon_series_id`` in the run conf), so the test can count the 
 from __future__ import annotations
 
 import csv
-import os
 import secrets
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath, dag, get_current_context, task
+from airflow.sdk import ObjectStoragePath, dag, task
 
-from capillary_provider.assets import coupon_series_asset
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 
-HAPPY_SERIES = 9101
-"""The series of the happy-path run: its asset event starts ``deployment_campaign``."""
 BUCKET = "deployment-handoff"
 AWS_CONN_ID = "aws_handoff"
 
@@ -75,24 +71,5 @@ def deployment_worker_crash() -> None:
     )
 
 
-@dag(
-    dag_id="deployment_campaign",
-    schedule=[coupon_series_asset(os.environ.get("CAPILLARY_COUPON_HOST", "unset"), HAPPY_SERIES)],
-    catchup=False,
-)
-def deployment_campaign() -> None:
-    """Scheduled on the happy path's coupon series: runs once the scheduler sees its asset event."""
-
-    @task
-    def send_campaign() -> None:
-        events = get_current_context()["triggering_asset_events"]
-        for asset, asset_events in events.items():
-            for event in asset_events:
-                print(f"campaign for {asset.uri}: jobs {event.extra['job_ids']}, {event.extra['accepted_rows']} rows")
-
-    send_campaign()
-
-
 deployment_deferrable()
 deployment_worker_crash()
-deployment_campaign()
