@@ -151,3 +151,4 @@ def _fresh_fast_check_caches() -> None:
 
     fast._LINE_CHECKS.clear()
     fast._LITERAL_CACHE.clear()
+    fast._SUSPECT_CHECKS.clear()

@@ -4,18 +4,25 @@ import csv
 import gzip
 import io
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from capillary_provider.coupon_file import (
     Batch,
     BatchReader,
+    CouponRows,
     FilePlan,
     open_coupon_source,
     scan_coupon_file,
+    scan_file,
 )
+from capillary_provider.coupon_file.rows import Describe, Problems
 from capillary_provider.exceptions import CouponFileError
+from capillary_provider.identifiers import IdentifierType
 
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
@@ -330,3 +337,78 @@ def test_fixed_and_variable_width_fast_paths_agree_with_row_by_row_errors() -> N
     variable = b"mobile,code\n" + b"".join(b"+9198765%05d,C%d\n" % (i, i) for i in range(2000))
     assert scan(variable).rows == 2000
     assert "row 502." in scan_error(variable.replace(b",C500\n", b",\n"))
+
+
+class CountingRows(CouponRows):
+    """CouponRows that counts the rows it is asked to check one by one."""
+
+    checked: ClassVar[list[int]] = []
+
+    def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
+        CountingRows.checked.append(row)
+        super().check(fields, row, problems, column)
+
+
+def variable_width_rows(count: int, bad: dict[int, bytes], eol: bytes = b"\n") -> bytes:
+    """``mobile,code`` rows of varying width (so no fixed-width proof); ``bad`` replaces rows by number."""
+    rows = [bad.get(row, b"%d,C%d" % (9_000_000_000 + row * 7, row)) for row in range(2, count + 2)]
+    return b"mobile,code" + eol + b"".join(row + eol for row in rows)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_a_block_with_a_few_bad_rows_checks_only_those_rows_one_by_one(eol: bytes) -> None:
+    bad = {5: b"12,C5", 1500: b"9000010500,", 2000: b"9000014000,C1,x"}
+    odd_but_valid = {2999: b"9000020993,C 9"}  # a space: left to the row check, which accepts it
+    CountingRows.checked = []
+    plan = scan_file(
+        io.BytesIO(variable_width_rows(3000, bad | odd_but_valid, eol)),
+        name="coupons.csv",
+        rules=CountingRows(IdentifierType.MOBILE, 0),
+        skip_invalid=True,
+    )
+    assert CountingRows.checked == [5, 1500, 2999]  # row 2000's column count is wrong: no field check
+    assert sorted(plan.rejected) == sorted(bad)
+    assert "MOBILE" in plan.rejected[5]
+    assert "empty coupon code" in plan.rejected[1500]
+    assert "columns" in plan.rejected[2000]
+    assert (plan.rows, plan.batches[0].rows) == (3000, 3000)
+
+
+class RecordByRecord(CouponRows):
+    """CouponRows without a block spec: every block is checked record by record (the reference)."""
+
+    def bind(self, name: str, header: list[str], hint: str) -> None:  # type: ignore[override]
+        super().bind(name, header, hint)
+
+
+ROW_SHAPES = [
+    b"919876543210,AB12",
+    b"+91987654321,C",
+    b"12,C5",
+    b"9198765432,",
+    b"9198765432, ",
+    b"9198765432,A B",
+    b"9198765432,A,B",
+    b"",
+    b"91987654\xc3\xa9,C",
+    b"abc,C",
+    b"9198765432109876,C",
+    b"91987654321,C\x1c",
+]
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(st.sampled_from(ROW_SHAPES), min_size=1, max_size=60),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.sampled_from([16, 64, 256, 1 << 20]),
+)
+def test_skipped_rows_are_the_same_with_and_without_the_fast_checks(
+    rows: list[bytes], eol: bytes, chunk_size: int
+) -> None:
+    data = b"mobile,code" + eol + b"".join(row + eol for row in rows) + b"919876543210,LAST" + eol
+
+    def plan_of(rules: CouponRows) -> FilePlan:
+        return scan_file(io.BytesIO(data), name="coupons.csv", rules=rules, skip_invalid=True, chunk_size=chunk_size)
+
+    assert plan_of(CouponRows(IdentifierType.MOBILE, 0)) == plan_of(RecordByRecord(IdentifierType.MOBILE, 0))

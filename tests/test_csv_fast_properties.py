@@ -4,7 +4,8 @@ Generated blocks are fixed width (every line the same length: the strided-slice 
 (the translate/regex path), LF or CRLF, of each identifier type, with mobiles of the boundary lengths 5,
 7, 8, 15 and 16 digits with and without ``+``; some have one byte replaced. The property: the fast check
 never says "valid" when the reference finds a bad line; and valid well-formed blocks do take the fast
-path, the fixed-width one included (its calls are counted).
+path, the fixed-width one included (its calls are counted). And ``suspect_lines``, which narrows a
+failed block's row-by-row re-check, never leaves out a line the reference finds bad.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capillary_provider.coupon_file.fast as fast
-from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
+from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from tests.test_csv_fast import ALPHABET, MUTATIONS, REFERENCE
 
 KINDS = ["MOBILE", "EMAIL", "USER_ID", "EXTERNAL_ID", "NOT_TAGGED"]
@@ -166,3 +167,50 @@ def test_fixed_width_mobiles_of_boundary_lengths(
     assert fast_path_calls["fixed"] == 1
     assert (answer == 20) == (8 <= digits <= 15)
     assert answer is None or reference_valid(blk.decode(), spec)
+
+
+def lines_of(blk: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of every LF-terminated line."""
+    spans, start = [], 0
+    while start < len(blk):
+        end = blk.index(b"\n", start) + 1
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def test_suspect_lines_include_every_line_the_reference_finds_bad() -> None:
+    seen: Counter[str] = Counter()
+
+    @SETTINGS
+    @given(blocks())
+    def check(example: tuple[bytes, BlockSpec]) -> None:
+        blk, spec = example
+        if not blk.endswith(b"\n"):
+            return
+        suspects = suspect_lines(blk, spec)
+        for start, end in lines_of(blk):
+            if not reference_valid(blk[start:end].decode(), spec):
+                assert (start, end) in suspects, (blk, spec, start)
+                seen["bad line"] += 1
+
+    check()
+    assert seen["bad line"] > EXAMPLES // 20, seen
+
+
+def test_suspect_lines_of_a_valid_block_are_none_of_its_lines() -> None:
+    checked: Counter[str] = Counter()
+
+    @SETTINGS
+    @given(blocks())
+    def check(example: tuple[bytes, BlockSpec]) -> None:
+        blk, spec = example
+        # Spaces and control bytes (which some replaced bytes are) may be left to the row check: a valid
+        # block of printable ASCII has no suspect.
+        printable = all(33 <= byte <= 126 or byte in b",\r\n" for byte in blk)
+        if printable and reference_valid(blk.decode(), spec):
+            assert suspect_lines(blk, spec) == [], (blk, spec)
+            checked[spec.id_type] += 1
+
+    check()
+    assert set(checked) == set(KINDS), checked

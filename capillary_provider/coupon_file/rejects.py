@@ -9,6 +9,7 @@ spreadsheet row number and the reason. Both are streamed: memory stays flat.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
 import io
@@ -62,6 +63,7 @@ def split_rejected(
             break
         buf += more
     buf, row, written, eof = buf[skip:], 2, 0, False
+    bad_rows = sorted(rejected)
     while buf or not eof:
         if not eof:
             more = read_chunk(stream, chunk_size, name)
@@ -76,22 +78,20 @@ def split_rejected(
             ends = [end for end, _ in split_records(block, row, name, final=eof)]
             records = [block[start:end] for start, end in zip([0, *ends], ends, strict=False)]
         else:
-            lines = block.split(b"\n")
-            records = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+            records = block.splitlines(keepends=True)
         last = row + len(records)
-        bad = [r for r in rejected if row <= r < last] if len(rejected) < len(records) else None
-        if bad == []:
-            kept.write(block)
-            row = last
-            continue
-        for record in records:
-            reason = rejected.get(row)
-            if reason is None:
-                kept.write(record)
-            else:
-                rejects.write(record.rstrip(b"\r\n") + _extra_cells(row - row_offset, reason) + b"\n")
-                written += 1
-            row += 1
+        # The rejected rows of this block, then the runs of kept records between them, written whole.
+        bad = bad_rows[bisect.bisect_left(bad_rows, row) : bisect.bisect_left(bad_rows, last)]
+        kept_from = 0
+        for bad_row in bad:
+            at = bad_row - row
+            kept.write(b"".join(records[kept_from:at]))
+            reason = rejected[bad_row]
+            rejects.write(records[at].rstrip(b"\r\n") + _extra_cells(bad_row - row_offset, reason) + b"\n")
+            kept_from = at + 1
+        kept.write(b"".join(records[kept_from:]) if kept_from else block)
+        written += len(bad)
+        row = last
         if eof:
             break
     return written

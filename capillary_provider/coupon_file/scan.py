@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
+from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -111,6 +111,12 @@ class _Scanner:
 
     def precise(self, blk: bytes, row: int, batcher: Batcher, offset: int, final: bool) -> int:
         """Record-by-record scan of one block; returns the number of records."""
+        ends = self._records(blk, row, final)
+        batcher.add_block(offset, len(ends), lambda j: ends[j - 1])
+        return len(ends)
+
+    def _records(self, blk: bytes, row: int, final: bool) -> list[int]:
+        """Check the records of ``blk`` one by one (from row number ``row``); return their end offsets."""
         bad_utf8 = bad_nul = -1
         if self.validate:
             try:
@@ -131,8 +137,16 @@ class _Scanner:
                 self._check(fields, row)
             ends.append(end)
             row += 1
-        batcher.add_block(offset, len(ends), lambda j: ends[j - 1])
-        return len(ends)
+        return ends
+
+    def _suspects_checked(self, body: bytes, spec: BlockSpec, row: int) -> int:
+        """Check only the lines of a quote-free block that :func:`suspect_lines` finds; return the line count."""
+        pos = 0
+        for start, end in suspect_lines(body, spec):
+            row += body.count(b"\n", pos, start)  # counted piece by piece: one pass over the block in all
+            self._records(body[start:end], row, final=True)
+            row, pos = row + 1, end
+        return body.count(b"\n")
 
     def _check(self, raw: list[bytes], row: int) -> None:
         columns, add = self.columns, self.problems.add
@@ -158,10 +172,12 @@ class _Scanner:
             return self.precise(blk, row, batcher, offset, final)
         body = blk if blk.endswith(b"\n") else blk + b"\n"
         if self.validate:
-            valid_lines = valid_block_lines(body, self.spec) if self.spec is not None else None
-            if valid_lines is None:
+            if self.spec is None:
                 return self.precise(blk, row, batcher, offset, final)
-            count = valid_lines
+            count = valid_block_lines(body, self.spec)
+            if count is None:
+                # Some bad rows: check those alone (the search proves the rest of the block valid).
+                count = self._suspects_checked(body, self.spec, row)
         else:
             count = body.count(b"\n")
         batcher.add_block(offset, count, lambda j: nth_line_end(blk, j))
