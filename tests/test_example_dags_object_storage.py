@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from capillary_provider.assets import coupon_series_uri
 from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
 from capillary_provider.sandbox.testing import running_sandbox
 
@@ -37,6 +39,12 @@ class Runs:
     processes: dict[str, subprocess.CompletedProcess[str]]
     jobs: list[dict[str, Any]]
     s3_keys: list[str]
+    home: Path
+    coupon_host: str
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            return db.execute(sql, args).fetchall()
 
     def jobs_of(self, series: int) -> list[dict[str, Any]]:
         return sorted((job for job in self.jobs if job["couponSeriesId"] == series), key=lambda job: job["jobId"])
@@ -77,7 +85,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                 ),
             }
             keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-            yield Runs(processes=processes, jobs=sandbox.jobs(), s3_keys=keys)
+            yield Runs(processes=processes, jobs=sandbox.jobs(), s3_keys=keys, home=home, coupon_host=sandbox.url)
     finally:
         server.stop()
 
@@ -117,3 +125,22 @@ def test_fan_out_uploads_each_file_as_its_own_mapped_task(runs: Runs) -> None:
     total = FILES * ROWS_PER_FILE
     assert f"Capillary: {FILES} files, jobs " in runs.output(FAN_OUT_DAG)
     assert f"; {total} rows, {total} accepted, 0 rejected" in runs.output(FAN_OUT_DAG)
+
+
+def test_fan_out_records_one_asset_event_per_map_index(runs: Runs) -> None:
+    """Each mapped upload attaches the series' Asset to the alias with its own jobs and counts."""
+    rows = runs.query(
+        "SELECT e.source_map_index, e.source_task_id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.uri = ? ORDER BY e.source_map_index",
+        coupon_series_uri(runs.coupon_host, FAN_OUT_SERIES),
+    )
+    assert [(map_index, task_id) for map_index, task_id, _ in rows] == [
+        (index, "upload_coupons") for index in range(FILES)
+    ], runs.query("SELECT uri FROM asset")
+    extras = [json.loads(extra) for _, _, extra in rows]
+    assert sorted(job_id for extra in extras for job_id in extra["job_ids"]) == [
+        job["jobId"] for job in runs.jobs_of(FAN_OUT_SERIES)
+    ]
+    assert [(len(e["job_ids"]), e["total_rows"], e["accepted_rows"], e["status"]) for e in extras] == [
+        (1, ROWS_PER_FILE, ROWS_PER_FILE, "FINISHED")
+    ] * FILES

@@ -28,7 +28,7 @@ from tests.deployment.rest import AirflowApi
 from tests.deployment.throttle import ThrottlingProxy
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
-DAG_IDS = ("deployment_deferrable", "deployment_worker_crash")
+DAG_IDS = ("deployment_deferrable", "deployment_worker_crash", "deployment_campaign")
 BUCKET = "deployment-handoff"
 AWS_KEY, AWS_SECRET = "deployment-key-id", "deployment-secret"
 THROTTLE_BYTES_PER_SECOND = 1_000_000
@@ -306,6 +306,8 @@ class Deployment:
                     "extra": {"endpoint_url": self.moto_url, "region_name": "us-east-1"},
                 }
             ),
+            # The coupon host of capillary_default: the campaign DAG is scheduled on that host's series Asset.
+            "CAPILLARY_COUPON_HOST": self.sandbox.url.split("://", 1)[1],
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",

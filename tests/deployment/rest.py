@@ -51,6 +51,20 @@ class AirflowApi:
         result: dict[str, Any] = self._get(f"dags/{dag_id}/dagRuns/{run_id}")
         return result
 
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._get(f"dags/{dag_id}/dagRuns")["dag_runs"]
+        return result
+
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The asset events that triggered a run."""
+        result: list[dict[str, Any]] = self._get(f"dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+        return result
+
+    def queued_asset_events(self, dag_id: str) -> list[dict[str, Any]]:
+        """The asset events queued for a DAG that the scheduler has not turned into a run yet."""
+        result: list[dict[str, Any]] = self._get(f"dags/{dag_id}/assets/queuedEvents")["queued_events"]
+        return result
+
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         return result

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 import pytest
 
+from capillary_provider.assets import coupon_series_uri
 from tests.deployment.cluster import BUCKET, Deployment
 from tests.deployment.processes import tree, wait_for
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.deployment
 
 UPLOAD = "upload_coupons"
 SMALL = {"dag_id": "deployment_deferrable", "rows": 350, "batch_size": 100}
+CAMPAIGN = "deployment_campaign"
 BIG = {"dag_id": "deployment_worker_crash", "rows": 250_000, "batch_size": 100_000}
 
 
@@ -88,7 +90,7 @@ def test_a_happy_path_deferrable_upload_of_four_batches(deployment: Deployment) 
     assert "deferred" in seen, f"the upload never deferred; its states: {seen}"
     ti = deployment.api.task_instance(SMALL["dag_id"], run_id, UPLOAD)
     assert (ti["state"], ti["try_number"]) == ("success", 1)
-    assert_one_job_per_batch(deployment, series, SMALL["rows"], SMALL["batch_size"])
+    jobs = assert_one_job_per_batch(deployment, series, SMALL["rows"], SMALL["batch_size"])
     # The handoff went through S3: the generated file is in moto's bucket, header and every row.
     key = f"{run_id.replace(':', '_').replace('+', '_')}/coupons.csv"
     body = deployment.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -97,6 +99,33 @@ def test_a_happy_path_deferrable_upload_of_four_batches(deployment: Deployment) 
     triggerer_log = deployment.triggerers[-1].log_text()
     assert "Starting the triggerer" in triggerer_log
     assert "async thread was blocked" not in triggerer_log, triggerer_log[-3000:]
+
+    # The series' asset event makes the scheduler run the campaign DAG scheduled on that Asset.
+    def campaign_ended() -> dict[str, Any] | None:
+        deployment.processes.check_running()
+        runs = deployment.api.runs(CAMPAIGN)
+        return next((run for run in runs if run["state"] in {"success", "failed"}), None)
+
+    waited = time.monotonic()
+    campaign = wait_for("the scheduler to run the campaign DAG on the series' asset event", campaign_ended, 90)
+    tis = {ti["task_id"]: ti["state"] for ti in deployment.api.task_instances(CAMPAIGN, campaign["dag_run_id"])}
+    assert (campaign["run_type"], campaign["state"]) == ("asset_triggered", "success"), (campaign, tis)
+    [event] = deployment.api.upstream_asset_events(CAMPAIGN, campaign["dag_run_id"])
+    assert event["uri"] == coupon_series_uri(deployment.sandbox.url, series)
+    source = (event["source_dag_id"], event["source_run_id"], event["source_task_id"])
+    assert source == (SMALL["dag_id"], run_id, UPLOAD)
+    assert event["extra"] == {
+        "coupon_series_id": str(series),
+        "upload_kind": "coupon",
+        "status": "FINISHED",
+        "job_ids": sorted(job["jobId"] for job in jobs),
+        "total_rows": SMALL["rows"],
+        "accepted_rows": SMALL["rows"],
+        "rejected_rows": 0,
+    }
+    deployment.observations.append(
+        f"a: the campaign DAG's asset-triggered run succeeded; the test waited {time.monotonic() - waited:.1f} s for it"
+    )
     deployment.phase("a: happy path (deferrable, 4 batches)", started)
 
 
@@ -222,6 +251,10 @@ def test_c_worker_killed_mid_upload_the_retry_uploads_each_batch_once(deployment
     uploads = proxy.requests("/upload/file/")[before:]
     assert [u.complete for u in uploads].count(True) == math.ceil(BIG["rows"] / BIG["batch_size"])
     assert [u.cut for u in uploads].count(True) == 1, "batch 1 was not sent again, batch 2 once more in full"
+    # The events of series 9102 and 9103 (recorded with their runs' success) queue nothing for the campaign,
+    # scheduled on 9101 only. Queue first: the scheduler removes a queue entry when it creates the run.
+    assert api.queued_asset_events(CAMPAIGN) == []
+    assert len(api.runs(CAMPAIGN)) == 1, "only the happy path's series starts the campaign"
     deployment.observations.append(
         f"c: {victim.name} SIGKILLed (pids {killed}, task process {task_pid}) with {cut.body_sent:,} of "
         f"{cut.content_length:,} bytes ({cut.fraction:.0%}) of batch 2 sent; try 2 ran {retried:.1f} s later on "

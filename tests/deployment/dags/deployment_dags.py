@@ -8,14 +8,18 @@ coupon series (``coupon_series_id`` in the run conf), so the test can count the 
 from __future__ import annotations
 
 import csv
+import os
 import secrets
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath, dag, task
+from airflow.sdk import ObjectStoragePath, dag, get_current_context, task
 
+from capillary_provider.assets import coupon_series_asset
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 
+HAPPY_SERIES = 9101
+"""The series of the happy-path run: its asset event starts ``deployment_campaign``."""
 BUCKET = "deployment-handoff"
 AWS_CONN_ID = "aws_handoff"
 
@@ -71,5 +75,25 @@ def deployment_worker_crash() -> None:
     )
 
 
+HAPPY_SERIES_ASSET = coupon_series_asset(os.environ.get("CAPILLARY_COUPON_HOST", "unset"), HAPPY_SERIES)
+
+
+@dag(dag_id="deployment_campaign", schedule=[HAPPY_SERIES_ASSET], catchup=False)
+def deployment_campaign() -> None:
+    """Scheduled on the happy path's coupon series: runs once the scheduler sees its asset event."""
+
+    @task
+    def send_campaign() -> None:
+        # Indexed by the Asset: the event came through the operator's asset alias, so iterating the
+        # mapping also yields the AssetAlias ``capillary-coupon-series`` (no ``uri``) with the same event.
+        [event] = get_current_context()["triggering_asset_events"][HAPPY_SERIES_ASSET]
+        print(
+            f"campaign for {HAPPY_SERIES_ASSET.uri}: jobs {event.extra['job_ids']}, {event.extra['accepted_rows']} rows"
+        )
+
+    send_campaign()
+
+
 deployment_deferrable()
 deployment_worker_crash()
+deployment_campaign()
