@@ -47,8 +47,8 @@ def reference_valid(text: str, spec: BlockSpec) -> bool:
 
 
 @st.composite
-def blocks(draw: Any, fixed: bool | None = None) -> tuple[bytes, BlockSpec]:
-    kind = draw(st.sampled_from(KINDS))
+def blocks(draw: Any, fixed: bool | None = None, kind: str | None = None) -> tuple[bytes, BlockSpec]:
+    kind = draw(st.sampled_from(KINDS)) if kind is None else kind
     columns = draw(st.integers(1 if kind == "NOT_TAGGED" else 2, 3))
     id_column = None if kind == "NOT_TAGGED" else draw(st.integers(0, columns - 1))
     code_column = draw(st.sampled_from([c for c in range(columns) if c != id_column]))
@@ -198,11 +198,12 @@ def test_suspect_lines_include_every_line_the_reference_finds_bad() -> None:
     assert seen["bad line"] > EXAMPLES // 20, seen
 
 
-def test_suspect_lines_of_a_valid_block_are_none_of_its_lines() -> None:
-    checked: Counter[str] = Counter()
+@pytest.mark.parametrize("kind", KINDS)
+def test_suspect_lines_of_a_valid_block_are_none_of_its_lines(kind: str) -> None:
+    checked: list[bytes] = []
 
     @SETTINGS
-    @given(blocks())
+    @given(blocks(kind=kind))
     def check(example: tuple[bytes, BlockSpec]) -> None:
         blk, spec = example
         # Spaces and control bytes (which some replaced bytes are) may be left to the row check: a valid
@@ -210,7 +211,7 @@ def test_suspect_lines_of_a_valid_block_are_none_of_its_lines() -> None:
         printable = all(33 <= byte <= 126 or byte in b",\r\n" for byte in blk)
         if printable and reference_valid(blk.decode(), spec):
             assert suspect_lines(blk, spec) == [], (blk, spec)
-            checked[spec.id_type] += 1
+            checked.append(blk)
 
     check()
-    assert set(checked) == set(KINDS), checked
+    assert len(checked) > EXAMPLES // 10, len(checked)
