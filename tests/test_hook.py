@@ -6,7 +6,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
@@ -28,7 +27,7 @@ from capillary_provider.exceptions import (
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
-from tests.conftest import RecordingFile
+from tests.conftest import FakeClock, RecordingFile
 
 API = "https://api.example.com"
 COUPONS = "https://coupons.example.com"
@@ -101,16 +100,6 @@ def failure(message: str, status: int = 500) -> dict[str, Any]:
     return {"success": False, "status": status, "message": message}
 
 
-class FakeClock:
-    """Stands in for the hook module's ``time``: ``monotonic()`` is whatever the test says."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 def capture_bodies(
     bodies: list[bytes], chunk: int = 4096, answer: dict[str, Any] | None = None
 ) -> Callable[[Any, Any], dict[str, Any]]:
@@ -152,21 +141,6 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def hook(conn: None) -> CapillaryHook:
     return CapillaryHook(timeout=TIMEOUT, retry_limit=3, retry_max_wait=0.01)
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """tenacity's pauses, recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
-    return recorded
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(transport_module, "time", fake)
-    return fake
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ thread while ``execute`` runs in another, blocked either waiting for Capillary's
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from capillary_provider.coupon_file import BatchReader
 from capillary_provider.exceptions import CouponUploadAborted
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import wait_for
 from tests.faultkit import batch_names, jobs_per_file, make_operator, no_recheck_pause
 
 pytestmark = pytest.mark.integration
@@ -48,18 +46,6 @@ class Run:
         return self.error
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    return write_csv(mobile_rows(25))
-
-
 @pytest.fixture
 def killed_waiting_for_answer(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -71,7 +57,7 @@ def killed_waiting_for_answer(
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
     operator.__dict__["hook"].timeout = (10.0, 120.0)  # only on_kill can end the wait
     run = Run(operator, context)
-    wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox")
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
     return run.join()
 
@@ -106,7 +92,7 @@ def test_on_kill_logs_the_batches_already_accepted(
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
     operator.__dict__["hook"].timeout = (10.0, 120.0)
     run = Run(operator, context)
-    wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox")
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
     run.join()
     [job_1] = [job for job in capillary_conn.jobs(SERIES) if job["uploadedFileName"] == batch_names(context, 1)[0]]
