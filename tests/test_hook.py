@@ -632,17 +632,16 @@ def test_backoff_waits_grow_and_stay_below_retry_max_wait(conn: None, m: rm.Mock
 # -- upload retries: never blindly once the body may have been sent ---------------------------------
 
 
-def test_upload_is_not_retried_after_a_5xx(
+def test_an_upload_of_unknown_outcome_keeps_capillarys_http_status_and_request_id(
     hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
 ) -> None:
     m.post(TOKEN_URL, json=token_body("tok-1"))
-    posted = m.post(UPLOAD_URL, status_code=503, json=failure("unable to post", 503))
+    m.post(UPLOAD_URL, status_code=503, json=failure("unable to post", 503), headers={"X-Cap-Requestid": "u503"})
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
-    with pytest.raises(CapillaryApiError) as info:
+    with pytest.raises(CapillaryUploadOutcomeUnknown) as info:
         upload(hook, path)
-    assert info.value.http_status == 503
-    assert posted.call_count == 1
+    assert (info.value.http_status, info.value.request_id, info.value.file_name) == (503, "u503", "batch.csv")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
     CapillaryConfigError,
-    CapillaryUploadOutcomeUnknown,
 )
 from capillary_provider.hooks.capillary import UPLOAD_BLOCK_SIZE, CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
@@ -231,48 +229,7 @@ def _wait_until_refused(sandbox: SandboxClient, token: str) -> None:
     )
 
 
-# -- retries and failures ---------------------------------------------------------------------------
-
-
-def test_status_call_is_retried_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("status", "status", status=503)
-    assert hook.get_upload_jobs(SERIES) == []
-    assert [s for _, p, s in calls(capillary_conn) if p == STATUS_PATH] == [503, 200]
-
-
-def test_status_call_honours_retry_after(capillary_conn: SandboxClient, sleeps: list[float]) -> None:
-    hook = CapillaryHook(retry_limit=3, retry_max_wait=30)
-    capillary_conn.add_fault("status", "status", status=429, retry_after=4)
-    hook.get_upload_jobs(SERIES)
-    assert sleeps == [4.0]
-
-
-def test_status_call_is_retried_after_a_dropped_connection(
-    hook: CapillaryHook, capillary_conn: SandboxClient, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("status", "drop_after_body")
-    assert hook.get_upload_jobs(SERIES) == []
-    assert len([p for _, p, _ in calls(capillary_conn) if p == STATUS_PATH]) == 2
-
-
-def test_status_call_is_retried_after_a_read_timeout(capillary_conn: SandboxClient, sleeps: list[float]) -> None:
-    hook = CapillaryHook(timeout=(5.0, 0.3), retry_limit=3, retry_max_wait=0.01)
-    capillary_conn.add_fault("status", "delay", seconds=1.5)
-    assert hook.get_upload_jobs(SERIES) == []
-    deadline = time.monotonic() + WAIT_LIMIT
-    while len([p for _, p, _ in calls(capillary_conn) if p == STATUS_PATH]) < 2:  # the delayed one is logged late
-        assert time.monotonic() < deadline, "the sandbox never logged two status calls"
-        time.sleep(0.05)
-
-
-def test_token_call_is_retried_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("token", "status", status=503)
-    assert hook.get_token().startswith("sbx-tok-")
-    assert calls(capillary_conn) == [("POST", TOKEN_PATH, 503), ("POST", TOKEN_PATH, 200)]
+# -- error answers (retries are specified in test_hook.py and, over real HTTP, in test_fault_matrix.py) --
 
 
 def test_status_success_false_raises_with_http_status_and_request_id(
@@ -284,59 +241,6 @@ def test_status_success_false_raises_with_http_status_and_request_id(
     [entry] = [e for e in capillary_conn.requests() if e["path"] == STATUS_PATH]
     assert (info.value.http_status, info.value.request_id) == (200, entry["requestId"])
     assert "Injected failure" in str(info.value)
-
-
-def test_upload_is_not_repeated_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "status", status=503)
-    with pytest.raises(CapillaryApiError) as info:
-        upload(hook, coupons)
-    assert info.value.http_status == 503
-    assert [s for _, p, s in calls(capillary_conn) if p == UPLOAD_PATH] == [503]
-
-
-def test_upload_is_not_repeated_when_the_answer_is_lost(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "drop_after_body")
-    with pytest.raises(CapillaryUploadOutcomeUnknown, match=r"may or may not have been stored.*Connection aborted"):
-        upload(hook, coupons)
-    assert len([p for _, p, _ in calls(capillary_conn) if p == UPLOAD_PATH]) == 1
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_not_repeated_after_a_read_timeout(
-    capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
-) -> None:
-    hook = CapillaryHook(timeout=(5.0, 0.3), retry_limit=3, retry_max_wait=0.01)
-    capillary_conn.add_fault("upload", "delay", seconds=3)
-    # A repeated upload would have been answered at once.
-    with pytest.raises(CapillaryUploadOutcomeUnknown, match=r"may or may not have been stored.*Read timed out"):
-        upload(hook, coupons)
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not capillary_conn.jobs(SERIES):  # the delayed upload is processed in the background
-        assert time.monotonic() < deadline, "the delayed upload never created its job"
-        time.sleep(0.05)
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_not_repeated_after_a_malformed_answer(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "malformed_json")
-    with pytest.raises(CapillaryApiError):
-        upload(hook, coupons)
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_repeated_after_429_and_creates_one_job(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "status", status=429)
-    job = upload(hook, coupons)
-    assert [s for _, p, s in calls(capillary_conn) if p == UPLOAD_PATH] == [429, 200]
-    assert [view["jobId"] for view in capillary_conn.jobs(SERIES)] == [job.job_id]
 
 
 # -- configuration mistakes -------------------------------------------------------------------------
