@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import capillary_provider.waiting as waiting_module
-from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
+from capillary_provider.exceptions import CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
@@ -322,22 +322,6 @@ def test_templated_fields() -> None:
         "rejected_rows_to",
         "archive_to",
     }
-
-
-def test_unknown_customer_identifier_fails_before_any_request(
-    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
-) -> None:
-    with pytest.raises(CapillaryConfigError, match="customer_identifier must be one of"):
-        make_operator(coupons, SERIES, customer_identifier="PHONE").execute(context)
-    assert capillary_conn.requests() == []
-
-
-def test_negative_identifier_column_fails_before_any_request(
-    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
-) -> None:
-    with pytest.raises(CapillaryConfigError, match="zero-based"):
-        make_operator(coupons, SERIES, customer_identifier_column=-1).execute(context)
-    assert capillary_conn.requests() == []
 
 
 def test_identifier_column_given_as_a_templated_string_is_sent_as_its_index(
