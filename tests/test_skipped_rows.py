@@ -125,6 +125,12 @@ def test_the_default_still_fails_on_the_first_invalid_file(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any], tmp_path: Path
 ) -> None:
     source, _ = file_with_bad_rows(write_csv)
-    with pytest.raises(CouponFileError, match="invalid MOBILE"):
+    with pytest.raises(CouponFileError) as info:
         skipping_operator(source, invalid_rows="fail", rejected_rows_to=None).execute(context)
+    assert str(info.value) == (
+        f'{source}: 2 rows have an invalid MOBILE identifier in column 1 ("mobile"): rows 5, 14. A mobile number is'
+        " 8 to 15 digits with an optional leading '+': fix or remove those rows, or check customer_identifier_column"
+        " and customer_identifier.\n"
+        f'{source}: 1 row has an empty coupon code in column 2 ("code"): row 9. Remove those rows or fill in a code.'
+    )
     assert capillary_conn.jobs(SERIES) == []
