@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+import capillary_provider.hooks._transport as transport_module
 from capillary_provider.hooks._transport import TOKENS
+from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.dag_test import connection_json
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
 
@@ -65,6 +67,56 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
 def mobile_rows(count: int, start: int = 0, prefix: str = "C") -> list[tuple[str, str]]:
     """``count`` valid (mobile, code) rows with distinct codes."""
     return [(f"9198{n:08d}", f"{prefix}{n:09d}") for n in range(start, start + count)]
+
+
+def make_operator(source: Any, series: int, **kwargs: Any) -> CouponUploadOperator:
+    """A coupon upload operator on ``series`` as tests use it: mobile numbers in column 0, waiting in the
+    worker with quick polls; ``kwargs`` add or override parameters. A :class:`~pathlib.Path` source is
+    passed as its string (an object storage path, a list or a pattern as given)."""
+    options: dict[str, Any] = {
+        "task_id": "upload",
+        "coupon_series_id": series,
+        "source": str(source) if isinstance(source, Path) else source,
+        "customer_identifier": "MOBILE",
+        "customer_identifier_column": 0,
+        "poll_interval": 0.1,
+        "timeout": 120,
+        "deferrable": False,
+    }
+    options.update(kwargs)
+    return CouponUploadOperator(**options)
+
+
+@pytest.fixture
+def coupons(write_csv: Callable[..., Path]) -> Path:
+    """25 valid rows (three batches of at most 10)."""
+    return write_csv(mobile_rows(25))
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """tenacity's pauses between retries, recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
+    return recorded
+
+
+class FakeClock:
+    """Stands in for the hook transport's ``time``: ``monotonic()`` is whatever the test sets ``now`` to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The hooks' clock (token expiry, upload progress) stands still until the test moves ``now``."""
+    fake = FakeClock()
+    monkeypatch.setattr(transport_module, "time", fake)
+    return fake
 
 
 class RecordingFile(io.BytesIO):

@@ -20,6 +20,7 @@ import capillary_provider.operators._base as operator_module
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
+from tests import conftest
 
 try:  # Airflow >= 3.2
     from airflow.sdk.exceptions import TaskDeferred
@@ -52,19 +53,8 @@ def use_fast_trigger_hook(monkeypatch: Any) -> None:
 
 
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
-    """An operator on ``series`` with quick polls, using :func:`fast_hook`."""
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": series,
-        "source": str(source),
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "poll_interval": 0.05,
-        "timeout": 60,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    operator = CouponUploadOperator(**options)
+    """:func:`tests.conftest.make_operator` with polls of 0.05 s and a :func:`fast_hook`."""
+    operator = conftest.make_operator(source, series, **{"poll_interval": 0.05, **kwargs})
     operator.__dict__["hook"] = fast_hook(operator.capillary_conn_id)  # the cached_property's slot
     return operator
 

@@ -10,29 +10,12 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from capillary_provider.exceptions import CapillaryError, CouponUploadFailed
-from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
 SERIES = 7701
-
-
-def make_operator(source: Any, archive_to: Path, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": source,
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "poll_interval": 0.1,
-        "timeout": 60,
-        "deferrable": False,
-        "archive_to": str(archive_to),
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
 
 
 def test_after_the_verdict_passes_each_file_is_moved_to_the_archive(
@@ -40,7 +23,7 @@ def test_after_the_verdict_passes_each_file_is_moved_to_the_archive(
 ) -> None:
     source = write_csv(mobile_rows(5), name="daily.csv")
     content = source.read_bytes()
-    summary = make_operator(str(source), tmp_path / "processed" / "2026-12-01").execute(context)
+    summary = make_operator(source, SERIES, archive_to=str(tmp_path / "processed" / "2026-12-01")).execute(context)
     assert not source.exists()
     assert (tmp_path / "processed" / "2026-12-01" / "daily.csv").read_bytes() == content
     assert summary["archived"] == [f"file://{tmp_path}/processed/2026-12-01/daily.csv"]
@@ -50,7 +33,7 @@ def test_copy_mode_leaves_the_source_in_place(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any], tmp_path: Path
 ) -> None:
     source = write_csv(mobile_rows(5))
-    make_operator(str(source), tmp_path / "copies", archive_mode="copy").execute(context)
+    make_operator(source, SERIES, archive_to=str(tmp_path / "copies"), archive_mode="copy").execute(context)
     assert source.exists()
     assert (tmp_path / "copies" / source.name).read_bytes() == source.read_bytes()
 
@@ -61,7 +44,7 @@ def test_a_failed_verdict_archives_nothing(
     source = write_csv(mobile_rows(5))
     capillary_conn.add_fault("upload", "job_errored")
     with pytest.raises(CouponUploadFailed):
-        make_operator(str(source), tmp_path / "processed").execute(context)
+        make_operator(source, SERIES, archive_to=str(tmp_path / "processed")).execute(context)
     assert source.exists()
     assert not (tmp_path / "processed").exists()
 
@@ -83,7 +66,7 @@ def test_a_move_that_fails_halfway_leaves_the_source_where_it_was(
 
     monkeypatch.setattr(ObjectStoragePath, "copy", copy_dies_halfway)
     with pytest.raises(CapillaryError, match=r"archiving .* failed .*the source is still in place"):
-        make_operator(str(source), tmp_path / "processed").execute(context)
+        make_operator(source, SERIES, archive_to=str(tmp_path / "processed")).execute(context)
     assert source.read_bytes() == content
 
 
@@ -95,6 +78,6 @@ def test_every_file_of_a_pattern_is_archived(
     for n, name in enumerate(("a.csv", "b.csv")):
         rows = "\n".join(f"{m},{c}" for m, c in mobile_rows(3, start=10 * n))
         (folder / name).write_text(f"mobile,code\n{rows}\n")
-    make_operator(f"{folder}/*.csv", tmp_path / "done").execute(context)
+    make_operator(f"{folder}/*.csv", SERIES, archive_to=str(tmp_path / "done")).execute(context)
     assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["a.csv", "b.csv"]
     assert list(folder.iterdir()) == []

@@ -1,8 +1,9 @@
 """Bad input fails the task with a clear error before any request reaches Capillary.
 
-Each case runs the operator against the sandbox and checks the sandbox's request log: not even a token
-request may have been made. A BOM is the one "odd" input that is valid: it is dropped, and uploaded rows
-carry none.
+Each case runs the operator against the sandbox. The error is the provider's own exception type and its
+message, word for word, names the file, the row and the field and says what to fix; and the sandbox's
+request log shows that not even a token request was made. A BOM is the one "odd" input that is valid: it
+is dropped, and uploaded rows carry none.
 """
 
 from __future__ import annotations
@@ -28,58 +29,157 @@ GOOD = b"mobile,code\n919800000001,CODE0001\n919800000002,CODE0002\n"
 
 @dataclass(frozen=True)
 class BadInput:
-    """A source (bytes written to a file, or a path builder) plus operator options, and the error expected."""
+    """A source (bytes written to a file, or a path builder) plus operator options, and the error expected:
+    its exact type and its exact message, ``{source}`` standing for the source's path."""
 
     name: str
     content: bytes | None
     error: type[Exception]
-    words: str
+    message: str
     options: tuple[tuple[str, Any], ...] = ()
     file_name: str = "coupons.csv"
 
 
+MOBILE_FIX = (
+    "A mobile number is 8 to 15 digits with an optional leading '+': fix or remove those rows, or check"
+    " customer_identifier_column and customer_identifier."
+)
 CASES = [
-    BadInput("empty-file", b"", CouponFileError, "is empty"),
-    BadInput("header-only", b"mobile,code\n", CouponFileError, "no rows|no coupon|at least one row"),
-    BadInput("semicolon-delimiter", b"mobile;code\n919800000001;CODE1\n", CouponFileError, "delimiter"),
-    BadInput("ragged-rows", b"mobile,code\n919800000001,CODE1\n919800000002\n", CouponFileError, "row 3"),
-    BadInput("quoted-newline-in-code", b'mobile,code\n919800000001,"CO\nDE1"\n', CouponFileError, "line break"),
-    BadInput("latin-1-bytes", "mobile,code\n919800000001,CAFÉ1\n".encode("latin-1"), CouponFileError, "UTF-8"),
-    BadInput("nul-bytes", b"mobile,code\n919800000001,CO\x00DE1\n", CouponFileError, "NUL"),
-    BadInput("directory", None, CouponFileError, "directory"),
-    BadInput("missing-object", None, CouponFileError, "does not exist"),
-    BadInput("series-id-abc", GOOD, CapillaryConfigError, "coupon_series_id", (("coupon_series_id", "abc"),)),
-    BadInput("series-id-zero", GOOD, CapillaryConfigError, "coupon_series_id", (("coupon_series_id", "0"),)),
-    BadInput("negative-column", GOOD, CapillaryConfigError, "0 or more", (("customer_identifier_column", -1),)),
-    BadInput("column-out-of-range", GOOD, CouponFileError, "out of range", (("customer_identifier_column", 5),)),
-    BadInput("column-not-a-number", GOOD, CapillaryConfigError, "zero-based", (("customer_identifier_column", "x"),)),
     BadInput(
-        "unknown-identifier", GOOD, CapillaryConfigError, "customer_identifier", (("customer_identifier", "PHONE"),)
+        "empty-file",
+        b"",
+        CouponFileError,
+        "{source}: is empty: a header row and at least one row of coupon codes are needed.",
+    ),
+    BadInput(
+        "header-only",
+        b"mobile,code\n",
+        CouponFileError,
+        "{source}: has a header row but no coupon rows. Add rows or skip the upload.",
+    ),
+    BadInput(
+        "semicolon-delimiter",
+        b"mobile;code\n919800000001;CODE1\n",
+        CouponFileError,
+        "{source}: needs 2 columns (a MOBILE and a coupon code) but has 1. The delimiter looks wrong: the header"
+        " has 1 column but contains ';' or a tab; use commas.",
+    ),
+    BadInput(
+        "ragged-rows",
+        b"mobile,code\n919800000001,CODE1\n919800000002\n",
+        CouponFileError,
+        "{source}: 1 row has a number of columns different from the header's 2: row 3 (1 columns). Give every"
+        " row 2 comma-separated fields; quote fields containing commas.",
+    ),
+    BadInput(
+        "quoted-newline-in-code",
+        b'mobile,code\n919800000001,"CO\nDE1"\n',
+        CouponFileError,
+        '{source}: 1 row has a coupon code containing a line break in column 2 ("code"): row 2. A coupon code is'
+        " one line: remove the line breaks inside the quoted codes.",
+    ),
+    BadInput(
+        "latin-1-bytes",
+        "mobile,code\n919800000001,CAFÉ1\n".encode("latin-1"),
+        CouponFileError,
+        "{source}: row 2 is not valid UTF-8 text. Save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel).",
+    ),
+    BadInput(
+        "nul-bytes",
+        b"mobile,code\n919800000001,CO\x00DE1\n",
+        CouponFileError,
+        "{source}: row 2 contains NUL bytes: is this a CSV of coupon codes?",
+    ),
+    BadInput("directory", None, CouponFileError, "{source}: is a directory, not a CSV file. Point source at the file."),
+    BadInput("missing-object", None, CouponFileError, "{source}: does not exist. Check the source path."),
+    BadInput(
+        "series-id-abc",
+        GOOD,
+        CapillaryConfigError,
+        "coupon_series_id must be a positive whole number, not 'abc'",
+        (("coupon_series_id", "abc"),),
+    ),
+    BadInput(
+        "series-id-zero",
+        GOOD,
+        CapillaryConfigError,
+        "coupon_series_id must be a positive whole number, not '0'",
+        (("coupon_series_id", "0"),),
+    ),
+    BadInput(
+        "negative-column",
+        GOOD,
+        CapillaryConfigError,
+        "customer_identifier_column must be 0 or more (zero-based: 0 is the first column), not -1",
+        (("customer_identifier_column", -1),),
+    ),
+    BadInput(
+        "column-out-of-range",
+        GOOD,
+        CouponFileError,
+        "{source}: customer_identifier_column 5 is out of range: the header has 2 column(s) (0-based indexes 0 to 1).",
+        (("customer_identifier_column", 5),),
+    ),
+    BadInput(
+        "column-not-a-number",
+        GOOD,
+        CapillaryConfigError,
+        "customer_identifier_column must be a zero-based column number, not 'x'",
+        (("customer_identifier_column", "x"),),
+    ),
+    BadInput(
+        "unknown-identifier",
+        GOOD,
+        CapillaryConfigError,
+        "customer_identifier must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'",
+        (("customer_identifier", "PHONE"),),
     ),
     BadInput(
         "identifier-missing-column",
         GOOD,
-        Exception,
-        "customer_identifier_column",
+        CouponFileError,
+        "{source}: pass customer_identifier_column (0-based) to say which column holds the MOBILE.",
         (("customer_identifier_column", None),),
     ),
     BadInput(
         "10-mb-single-line",
         b"mobile,code\n919800000001," + b"X" * (10 << 20) + b"\n",
         CouponFileError,
-        "1 MiB|too long|longer",
+        "{source}: row 2 is longer than 1 MiB: is this a CSV of coupon codes?",
     ),
-    BadInput("10-mb-no-newline", b"m" * (10 << 20), CouponFileError, "1 MiB|longer"),
+    BadInput(
+        "10-mb-no-newline",
+        b"m" * (10 << 20),
+        CouponFileError,
+        "{source}: row 1 is longer than 1 MiB: is this a CSV of coupon codes?",
+    ),
     BadInput(
         "truncated-gzip",
         gzip.compress(GOOD * 2000)[:-200],
         CouponFileError,
-        "gzip|compressed|truncated|ended",
+        "{source}: cannot be read (EOFError: Compressed file ended before the end-of-stream marker was reached);"
+        " is it truncated or corrupt?",
         file_name="c.csv.gz",
     ),
-    BadInput("not-gzip-but-gz-name", GOOD, CouponFileError, "gzip|compressed|Not a gzipped", file_name="c.csv.gz"),
-    BadInput("invalid-mobile", b"mobile,code\nnot-a-phone,CODE1\n", CouponFileError, "mobile"),
-    BadInput("empty-code", b"mobile,code\n919800000001,\n", CouponFileError, "empty|code"),
+    BadInput(
+        "not-gzip-but-gz-name",
+        GOOD,
+        CouponFileError,
+        "{source}: cannot be read (BadGzipFile: Not a gzipped file (b'mo')); is it truncated or corrupt?",
+        file_name="c.csv.gz",
+    ),
+    BadInput(
+        "invalid-mobile",
+        b"mobile,code\nnot-a-phone,CODE1\n",
+        CouponFileError,
+        '{source}: 1 row has an invalid MOBILE identifier in column 1 ("mobile"): row 2. ' + MOBILE_FIX,
+    ),
+    BadInput(
+        "empty-code",
+        b"mobile,code\n919800000001,\n",
+        CouponFileError,
+        '{source}: 1 row has an empty coupon code in column 2 ("code"): row 2. Remove those rows or fill in a code.',
+    ),
 ]
 
 
@@ -97,26 +197,25 @@ def source_for(case: BadInput, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_input_fails_clearly_before_any_request_to_capillary(
+def test_bad_input_fails_with_our_error_and_the_exact_reason(
     case: BadInput, capillary_conn: SandboxClient, context: dict[str, Any], tmp_path: Path
 ) -> None:
+    """The error is the provider's own type (not a subclass, not a bare Exception) and its message names the
+    file, the row and the field, and says what to fix, word for word."""
     source = source_for(case, tmp_path)
-    with pytest.raises(case.error, match=case.words) as info:
+    with pytest.raises(case.error) as info:
         make_operator(source, SERIES, **dict(case.options)).execute(context)  # type: ignore[arg-type]
+    assert type(info.value) is case.error
+    assert str(info.value) == case.message.format(source=source)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_is_refused_before_any_request_to_capillary(
+    case: BadInput, capillary_conn: SandboxClient, context: dict[str, Any], tmp_path: Path
+) -> None:
+    with pytest.raises(case.error):
+        make_operator(source_for(case, tmp_path), SERIES, **dict(case.options)).execute(context)  # type: ignore[arg-type]
     assert capillary_conn.requests() == []
-    assert len(str(info.value)) < 2000  # a clear message, not a dump of the file
-
-
-@pytest.mark.parametrize(
-    "case", [c for c in CASES if c.content is not None and c.error is CouponFileError], ids=lambda c: c.name
-)
-def test_file_errors_name_the_file(
-    case: BadInput, capillary_conn: SandboxClient, context: dict[str, Any], tmp_path: Path
-) -> None:
-    source = source_for(case, tmp_path)
-    with pytest.raises(CouponFileError) as info:
-        make_operator(source, SERIES, **dict(case.options)).execute(context)  # type: ignore[arg-type]
-    assert source.name in str(info.value)
 
 
 def test_bom_is_dropped_and_capillary_receives_none(

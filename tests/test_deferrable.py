@@ -7,6 +7,7 @@ event goes through JSON, as it does through the metadata database.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
-from tests.conftest import FakeTaskInstance, mobile_rows
+from tests.conftest import FakeTaskInstance, make_operator, mobile_rows
 from tests.faultkit import run_trigger_of
 
 try:  # Airflow >= 3.2
@@ -30,20 +31,8 @@ pytestmark = pytest.mark.integration
 SERIES = 8001
 STATUS_PATH = f"/coupon/api/v1/upload/getUploadStatus/{SERIES}"
 
-
-def make_operator(source: Path, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": str(source),
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "poll_interval": 0.05,
-        "timeout": 60,
-        "deferrable": True,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
+deferrable_operator = partial(make_operator, series=SERIES, poll_interval=0.05, deferrable=True)
+"""A deferrable operator on this module's series."""
 
 
 def seed_codes(sandbox: SandboxClient, write_csv: Callable[..., Path], rows: list[tuple[str, str]]) -> None:
@@ -76,7 +65,7 @@ def run_to_the_end(operator: CouponUploadOperator, context: dict[str, Any]) -> d
 def test_defer_run_trigger_resume_succeeds_with_the_summary(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
-    operator = make_operator(write_csv(mobile_rows(20)))
+    operator = deferrable_operator(write_csv(mobile_rows(20)))
 
     deferred = defer(operator, context)
     summary = resume(operator, deferred, context)
@@ -90,7 +79,7 @@ def test_defer_run_trigger_resume_succeeds_with_the_summary(
 def test_defer_hands_the_trigger_the_jobs_and_an_absolute_deadline(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
-    operator = make_operator(write_csv(mobile_rows(20)), batch_size=8, poll_interval=7, timeout=3600)
+    operator = deferrable_operator(write_csv(mobile_rows(20)), batch_size=8, poll_interval=7, timeout=3600)
 
     deferred = defer(operator, context)
 
@@ -108,7 +97,7 @@ def test_deferred_wait_makes_one_status_call_per_poll_for_all_batches(
     context: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    operator = make_operator(write_csv(mobile_rows(20)), batch_size=5)
+    operator = deferrable_operator(write_csv(mobile_rows(20)), batch_size=5)
     deferred = defer(operator, context)
     polls = 0
     original = CapillaryHook.aget_upload_jobs
@@ -131,7 +120,7 @@ def test_already_terminal_jobs_finish_inline_without_deferring(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
     capillary_conn.set_step_seconds(0)  # jobs are FINISHED as soon as they exist
-    operator = make_operator(write_csv(mobile_rows(20)))
+    operator = deferrable_operator(write_csv(mobile_rows(20)))
 
     summary = operator.execute(context)  # type: ignore[arg-type]
 
@@ -144,7 +133,7 @@ def test_finishing_inline_applies_the_failure_policy(
 ) -> None:
     capillary_conn.set_step_seconds(0)
     seed_codes(capillary_conn, write_csv, mobile_rows(1, start=10))
-    operator = make_operator(write_csv(mobile_rows(11)))
+    operator = deferrable_operator(write_csv(mobile_rows(11)))
 
     with pytest.raises(CouponUploadFailed, match="rejected 1 of 11 rows"):
         operator.execute(context)  # type: ignore[arg-type]
@@ -154,7 +143,7 @@ def test_resume_fails_without_retry_when_a_job_errored(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
     capillary_conn.add_fault("upload", "job_errored")
-    operator = make_operator(write_csv(mobile_rows(20)))
+    operator = deferrable_operator(write_csv(mobile_rows(20)))
     deferred = defer(operator, context)
 
     with pytest.raises(CouponUploadFailed, match="ERRORED"):
@@ -166,7 +155,7 @@ def test_resume_fails_when_rejected_rows_exceed_the_ratio(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
     seed_codes(capillary_conn, write_csv, mobile_rows(2, start=8))
-    operator = make_operator(write_csv(mobile_rows(10)), max_error_rows=None, max_error_ratio=0.1)
+    operator = deferrable_operator(write_csv(mobile_rows(10)), max_error_rows=None, max_error_ratio=0.1)
     deferred = defer(operator, context)
 
     with pytest.raises(CouponUploadFailed, match=r"rejected 2 of 10 rows \(20.00%\)"):
@@ -177,7 +166,7 @@ def test_resume_after_timeout_names_the_jobs_and_their_last_states(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
     capillary_conn.set_step_seconds(3600)
-    operator = make_operator(write_csv(mobile_rows(20)), timeout=0.3)
+    operator = deferrable_operator(write_csv(mobile_rows(20)), timeout=0.3)
     deferred = defer(operator, context)
     job_id = context["ti"].xcom["job_id"]
 
@@ -212,7 +201,7 @@ def test_deferred_and_in_worker_waits_reach_the_same_verdict(
         if fault:
             capillary_conn.add_fault("upload", fault)
         context: dict[str, Any] = {"ti": FakeTaskInstance()}
-        operator = make_operator(source, deferrable=deferrable, **policy)
+        operator = deferrable_operator(source, deferrable=deferrable, **policy)
         try:
             outcomes.append(run_to_the_end(operator, context)["status"])
         except CouponUploadFailed as exc:

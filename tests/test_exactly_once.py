@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from capillary_provider.exceptions import CapillaryApiError
 from capillary_provider.operators.coupon_upload import batch_file_name
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
-from tests.conftest import mobile_rows
+from tests.conftest import mobile_rows, wait_for
 from tests.faultkit import (
     TaskDeferred,
     batch_names,
@@ -41,21 +40,8 @@ BOUND = 60.0
 """Longest wait for a subprocess or the sandbox; a bound against hangs, not a timing assertion."""
 
 
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    """25 rows: three batches of at most 10."""
-    return write_csv(mobile_rows(25))
-
-
 def assert_one_job_per_batch(sandbox: SandboxClient, context: dict[str, Any], batches: int = 3) -> None:
     assert jobs_per_file(sandbox, SERIES) == dict.fromkeys(batch_names(context, batches), 1)
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 # -- names ----------------------------------------------------------------------------------------------
@@ -233,7 +219,7 @@ def test_worker_killed_while_waiting_for_the_answer_to_batch_two_then_rerun_ends
     capillary_conn.add_fault("upload", "delay", seconds=60)  # batch 2 is stored, its answer held back
     worker = start_worker(coupons, 0, tmp_path / "marker")
     try:
-        wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox")
+        wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     finally:
         kill(worker)
     make_operator(coupons, SERIES, batch_size=10).execute(context)  # type: ignore[arg-type]  # the retry
@@ -247,7 +233,7 @@ def test_worker_killed_mid_body_of_batch_two_then_rerun_ends_with_one_job_per_ba
     marker = tmp_path / "marker"
     worker = start_worker(coupons, 2, marker)
     try:
-        wait_until(marker.exists, "the worker never started batch 2")
+        wait_for(marker.exists, "the worker never started batch 2", timeout=BOUND)
     finally:
         kill(worker)
     assert list(jobs_per_file(capillary_conn, SERIES)) == batch_names(context, 1)  # the cut body stored nothing

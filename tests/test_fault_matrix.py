@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from capillary_provider.jobs import UploadStatus
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.sensors.coupon_upload import CouponUploadSensor
-from tests.conftest import FakeTaskInstance, mobile_rows
+from tests.conftest import FakeTaskInstance
 from tests.faultkit import (
     LATE_ANSWER_SECONDS,
     TaskDeferred,
@@ -90,23 +89,10 @@ def cases(*endpoints: str) -> list[Any]:
 
 
 @pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """tenacity's pauses, recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
-    return recorded
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]) -> None:
+def fast(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
     """No pause before re-checking an uncertain upload; triggers use a hook with a short read timeout."""
     no_recheck_pause(monkeypatch)
     use_fast_trigger_hook(monkeypatch)
-
-
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    return write_csv(mobile_rows(ROWS))
 
 
 def upload_once(hook: CapillaryHook, source: Path, name: str = "matrix.csv") -> Any:
@@ -156,11 +142,11 @@ def test_hook_upload_under_fault_succeeds_or_fails_clearly_and_never_stores_twic
 
 
 def test_hook_upload_after_429_waits_as_long_as_retry_after_says(
-    capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
+    capillary_conn: SandboxClient, coupons: Path, sleeps: list[float]
 ) -> None:
     capillary_conn.add_fault("upload", "status", status=429, retry_after=0.25)
     upload_once(fast_hook(retry_max_wait=5.0), coupons)
-    assert no_sleep == [0.25]
+    assert sleeps == [0.25]
 
 
 # -- hook: status -------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
@@ -28,7 +27,7 @@ from capillary_provider.exceptions import (
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
-from tests.conftest import RecordingFile
+from tests.conftest import FakeClock, RecordingFile
 
 API = "https://api.example.com"
 COUPONS = "https://coupons.example.com"
@@ -101,16 +100,6 @@ def failure(message: str, status: int = 500) -> dict[str, Any]:
     return {"success": False, "status": status, "message": message}
 
 
-class FakeClock:
-    """Stands in for the hook module's ``time``: ``monotonic()`` is whatever the test says."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 def capture_bodies(
     bodies: list[bytes], chunk: int = 4096, answer: dict[str, Any] | None = None
 ) -> Callable[[Any, Any], dict[str, Any]]:
@@ -152,21 +141,6 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def hook(conn: None) -> CapillaryHook:
     return CapillaryHook(timeout=TIMEOUT, retry_limit=3, retry_max_wait=0.01)
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """tenacity's pauses, recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
-    return recorded
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(transport_module, "time", fake)
-    return fake
 
 
 @pytest.fixture
@@ -658,17 +632,16 @@ def test_backoff_waits_grow_and_stay_below_retry_max_wait(conn: None, m: rm.Mock
 # -- upload retries: never blindly once the body may have been sent ---------------------------------
 
 
-def test_upload_is_not_retried_after_a_5xx(
+def test_an_upload_of_unknown_outcome_keeps_capillarys_http_status_and_request_id(
     hook: CapillaryHook, m: rm.Mocker, tmp_path: Path, sleeps: list[float]
 ) -> None:
     m.post(TOKEN_URL, json=token_body("tok-1"))
-    posted = m.post(UPLOAD_URL, status_code=503, json=failure("unable to post", 503))
+    m.post(UPLOAD_URL, status_code=503, json=failure("unable to post", 503), headers={"X-Cap-Requestid": "u503"})
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
-    with pytest.raises(CapillaryApiError) as info:
+    with pytest.raises(CapillaryUploadOutcomeUnknown) as info:
         upload(hook, path)
-    assert info.value.http_status == 503
-    assert posted.call_count == 1
+    assert (info.value.http_status, info.value.request_id, info.value.file_name) == (503, "u503", "batch.csv")
 
 
 @pytest.mark.parametrize(

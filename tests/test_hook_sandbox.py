@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,12 +18,11 @@ from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
     CapillaryConfigError,
-    CapillaryUploadOutcomeUnknown,
 )
 from capillary_provider.hooks.capillary import UPLOAD_BLOCK_SIZE, CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import RecordingFile, mobile_rows
+from tests.conftest import RecordingFile, mobile_rows, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,19 +39,6 @@ def hook(capillary_conn: SandboxClient) -> CapillaryHook:
     return CapillaryHook(retry_limit=3, retry_max_wait=0.01)
 
 
-@pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """tenacity's pauses, recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr("tenacity.nap.time", SimpleNamespace(sleep=recorded.append))
-    return recorded
-
-
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    return write_csv(mobile_rows(25))
-
-
 def calls(sandbox: SandboxClient) -> list[tuple[str, str, int | None]]:
     return [(entry["method"], entry["path"], entry["status"]) for entry in sandbox.requests()]
 
@@ -66,13 +50,12 @@ def upload(hook: CapillaryHook, source: Any, name: str = "batch.csv") -> UploadJ
 
 
 def wait_terminal(hook: CapillaryHook, job_id: int) -> UploadJob:
-    deadline = time.monotonic() + WAIT_LIMIT
-    while True:
+    def terminal() -> UploadJob | None:
         job = hook.get_upload_job(SERIES, job_id)
-        if job.is_terminal:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job.status}"
-        time.sleep(0.1)
+        return job if job.is_terminal else None
+
+    job: UploadJob = wait_for(terminal, f"job {job_id} never ended", timeout=WAIT_LIMIT, pause=0.1)
+    return job
 
 
 def stored_bytes(sandbox: SandboxClient, job_id: int) -> bytes:
@@ -237,55 +220,16 @@ def test_token_unknown_to_capillary_401_is_renewed_and_the_upload_sent_once_more
 
 def _wait_until_refused(sandbox: SandboxClient, token: str) -> None:
     """Wait until the sandbox refuses ``token`` (it was issued with a short expiry)."""
-    deadline = time.monotonic() + WAIT_LIMIT
     url = f"{sandbox.url}/coupon/api/v1/upload/getUploadStatus/1"
-    while requests.get(url, headers={"X-CAP-API-OAUTH-TOKEN": token}, timeout=10).status_code != 498:
-        assert time.monotonic() < deadline, "the short-lived token never expired"
-        time.sleep(0.05)
+    wait_for(
+        lambda: requests.get(url, headers={"X-CAP-API-OAUTH-TOKEN": token}, timeout=10).status_code == 498,
+        "the short-lived token never expired",
+        timeout=WAIT_LIMIT,
+        pause=0.05,
+    )
 
 
-# -- retries and failures ---------------------------------------------------------------------------
-
-
-def test_status_call_is_retried_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("status", "status", status=503)
-    assert hook.get_upload_jobs(SERIES) == []
-    assert [s for _, p, s in calls(capillary_conn) if p == STATUS_PATH] == [503, 200]
-
-
-def test_status_call_honours_retry_after(capillary_conn: SandboxClient, no_sleep: list[float]) -> None:
-    hook = CapillaryHook(retry_limit=3, retry_max_wait=30)
-    capillary_conn.add_fault("status", "status", status=429, retry_after=4)
-    hook.get_upload_jobs(SERIES)
-    assert no_sleep == [4.0]
-
-
-def test_status_call_is_retried_after_a_dropped_connection(
-    hook: CapillaryHook, capillary_conn: SandboxClient, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("status", "drop_after_body")
-    assert hook.get_upload_jobs(SERIES) == []
-    assert len([p for _, p, _ in calls(capillary_conn) if p == STATUS_PATH]) == 2
-
-
-def test_status_call_is_retried_after_a_read_timeout(capillary_conn: SandboxClient, no_sleep: list[float]) -> None:
-    hook = CapillaryHook(timeout=(5.0, 0.3), retry_limit=3, retry_max_wait=0.01)
-    capillary_conn.add_fault("status", "delay", seconds=1.5)
-    assert hook.get_upload_jobs(SERIES) == []
-    deadline = time.monotonic() + WAIT_LIMIT
-    while len([p for _, p, _ in calls(capillary_conn) if p == STATUS_PATH]) < 2:  # the delayed one is logged late
-        assert time.monotonic() < deadline, "the sandbox never logged two status calls"
-        time.sleep(0.05)
-
-
-def test_token_call_is_retried_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("token", "status", status=503)
-    assert hook.get_token().startswith("sbx-tok-")
-    assert calls(capillary_conn) == [("POST", TOKEN_PATH, 503), ("POST", TOKEN_PATH, 200)]
+# -- error answers (retries are specified in test_hook.py and, over real HTTP, in test_fault_matrix.py) --
 
 
 def test_status_success_false_raises_with_http_status_and_request_id(
@@ -299,69 +243,16 @@ def test_status_success_false_raises_with_http_status_and_request_id(
     assert "Injected failure" in str(info.value)
 
 
-def test_upload_is_not_repeated_after_503(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "status", status=503)
-    with pytest.raises(CapillaryApiError) as info:
-        upload(hook, coupons)
-    assert info.value.http_status == 503
-    assert [s for _, p, s in calls(capillary_conn) if p == UPLOAD_PATH] == [503]
-
-
-def test_upload_is_not_repeated_when_the_answer_is_lost(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "drop_after_body")
-    with pytest.raises(CapillaryUploadOutcomeUnknown, match=r"may or may not have been stored.*Connection aborted"):
-        upload(hook, coupons)
-    assert len([p for _, p, _ in calls(capillary_conn) if p == UPLOAD_PATH]) == 1
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_not_repeated_after_a_read_timeout(
-    capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
-) -> None:
-    hook = CapillaryHook(timeout=(5.0, 0.3), retry_limit=3, retry_max_wait=0.01)
-    capillary_conn.add_fault("upload", "delay", seconds=3)
-    # A repeated upload would have been answered at once.
-    with pytest.raises(CapillaryUploadOutcomeUnknown, match=r"may or may not have been stored.*Read timed out"):
-        upload(hook, coupons)
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not capillary_conn.jobs(SERIES):  # the delayed upload is processed in the background
-        assert time.monotonic() < deadline, "the delayed upload never created its job"
-        time.sleep(0.05)
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_not_repeated_after_a_malformed_answer(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "malformed_json")
-    with pytest.raises(CapillaryApiError):
-        upload(hook, coupons)
-    assert len(capillary_conn.jobs(SERIES)) == 1
-
-
-def test_upload_is_repeated_after_429_and_creates_one_job(
-    hook: CapillaryHook, capillary_conn: SandboxClient, coupons: Path, no_sleep: list[float]
-) -> None:
-    capillary_conn.add_fault("upload", "status", status=429)
-    job = upload(hook, coupons)
-    assert [s for _, p, s in calls(capillary_conn) if p == UPLOAD_PATH] == [429, 200]
-    assert [view["jobId"] for view in capillary_conn.jobs(SERIES)] == [job.job_id]
-
-
 # -- configuration mistakes -------------------------------------------------------------------------
 
 
 def test_a_bare_host_that_speaks_plain_http_fails_at_once_saying_to_write_http(
-    sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]
+    sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     bare = sandbox.url.removeprefix("http://")  # 127.0.0.1:PORT: a bare host means https
     conn = {"conn_type": "capillary", "host": bare, "login": sandbox.key, "password": sandbox.secret}
     monkeypatch.setenv("AIRFLOW_CONN_CAPILLARY_DEFAULT", json.dumps(conn))
     with pytest.raises(CapillaryConfigError, match=rf"answered plain HTTP.*write the host as http://{re.escape(bare)}"):
         CapillaryHook().get_token()
-    assert no_sleep == []  # not retried: no retry can fix it
+    assert sleeps == []  # not retried: no retry can fix it
     assert issubclass(CapillaryConfigError, AirflowFailException)  # and Airflow does not retry it either

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,14 @@ from capillary_provider._compat import AirflowSkipException
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import FakeTaskInstance, mobile_rows
+from tests.conftest import FakeTaskInstance, make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
 SERIES = 7601
+
+many_files_operator = partial(make_operator, series=SERIES, batch_size=10)
+"""An operator on this module's series, in batches of 10 rows."""
 
 
 def exports(folder: Path, sizes: dict[str, int]) -> Path:
@@ -30,22 +34,6 @@ def exports(folder: Path, sizes: dict[str, int]) -> Path:
     return folder
 
 
-def make_operator(source: Any, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": source,
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "batch_size": 10,
-        "poll_interval": 0.1,
-        "timeout": 60,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
-
-
 def jobs_by_name(sandbox: SandboxClient) -> Counter[str]:
     return Counter(job["uploadedFileName"] for job in sandbox.jobs(SERIES))
 
@@ -56,7 +44,7 @@ def test_a_pattern_uploads_every_matching_file_as_its_own_batches(
     folder = exports(tmp_path / "daily", {"a.csv": 12, "b.csv": 5, "c.csv": 20})
     (folder / "notes.txt").write_text("not a coupon file")
 
-    summary = make_operator(f"{folder}/*.csv").execute(context)
+    summary = many_files_operator(f"{folder}/*.csv").execute(context)
 
     assert [(f["source"].rsplit("/", 1)[-1], f["total_rows"], len(f["job_ids"])) for f in summary["files"]] == [
         ("a.csv", 12, 2),
@@ -74,7 +62,7 @@ def test_a_list_of_sources_is_uploaded_in_the_order_given(
     capillary_conn: SandboxClient, tmp_path: Path, context: dict[str, Any]
 ) -> None:
     folder = exports(tmp_path, {"one.csv": 3, "two.csv": 4})
-    summary = make_operator([str(folder / "two.csv"), str(folder / "one.csv")]).execute(context)
+    summary = many_files_operator([str(folder / "two.csv"), str(folder / "one.csv")]).execute(context)
     assert [f["source"].rsplit("/", 1)[-1] for f in summary["files"]] == ["two.csv", "one.csv"]
     assert [f["total_rows"] for f in summary["files"]] == [4, 3]
 
@@ -85,7 +73,7 @@ def test_one_malformed_file_fails_the_task_before_any_file_is_sent(
     folder = exports(tmp_path, {"a.csv": 3, "b.csv": 3})
     (folder / "c.csv").write_text("mobile,code\n12,C1\n")
     with pytest.raises(CouponFileError, match=r"c\.csv: 1 row has an invalid MOBILE"):
-        make_operator(f"{folder}/*.csv").execute(context)
+        many_files_operator(f"{folder}/*.csv").execute(context)
     assert capillary_conn.jobs(SERIES) == []
 
 
@@ -93,9 +81,9 @@ def test_a_pattern_that_matches_nothing_fails_clearly_or_skips_when_asked(
     capillary_conn: SandboxClient, tmp_path: Path, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponFileError, match=r"\*\.csv: matches no file"):
-        make_operator(f"{tmp_path}/*.csv").execute(context)
+        many_files_operator(f"{tmp_path}/*.csv").execute(context)
     with pytest.raises(AirflowSkipException, match="matches no file"):
-        make_operator(f"{tmp_path}/*.csv", skip_if_no_files=True).execute(context)
+        many_files_operator(f"{tmp_path}/*.csv", skip_if_no_files=True).execute(context)
     assert capillary_conn.requests("/upload/file/") == []
 
 
@@ -114,13 +102,13 @@ def test_a_retry_in_the_middle_of_a_many_file_upload_sends_nothing_already_accep
 
     monkeypatch.setattr(CouponUploadOperator, "upload_batch", dies_on_the_fourth)
     with pytest.raises(RuntimeError, match="worker died"):
-        make_operator(f"{folder}/*.csv").execute(context)
+        many_files_operator(f"{folder}/*.csv").execute(context)
     first_try = list(sent)
     monkeypatch.setattr(CouponUploadOperator, "upload_batch", original)
 
     retry = FakeTaskInstance()
     retry.try_number = 2
-    summary = make_operator(f"{folder}/*.csv").execute({"ti": retry})
+    summary = many_files_operator(f"{folder}/*.csv").execute({"ti": retry})
 
     names = jobs_by_name(capillary_conn)
     assert len(names) == 5

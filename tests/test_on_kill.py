@@ -1,7 +1,8 @@
 """on_kill during an upload: the transfer stops at once, the log names the accepted batches, a rerun completes once.
 
 Airflow calls ``on_kill`` on SIGTERM while ``execute`` is still running; here it is called from the test
-thread while ``execute`` runs in another, blocked either waiting for Capillary's answer or mid-body.
+thread while ``execute`` runs in another, blocked either waiting for Capillary's answer or mid-body. A
+blocked upload stops within 2 s even while the sandbox holds its answer back for 30 s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from capillary_provider.coupon_file import BatchReader
 from capillary_provider.exceptions import CouponUploadAborted
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import mobile_rows, wait_for
 from tests.faultkit import batch_names, jobs_per_file, make_operator, no_recheck_pause
 
 pytestmark = pytest.mark.integration
@@ -26,13 +27,18 @@ pytestmark = pytest.mark.integration
 SERIES = 6300
 BOUND = 60.0
 """Longest wait for a thread or the sandbox; a bound against hangs, not a timing assertion."""
+HELD_SECONDS = 30
+"""How long the sandbox holds back its answer to the upload being killed."""
+STOP_BOUND = 2.0
+"""How soon after on_kill a blocked upload must have stopped: the one timing assertion."""
 
 
 class Run:
-    """``execute`` in a thread, remembering its result or error."""
+    """``execute`` in a thread, remembering its error and when it ended."""
 
     def __init__(self, operator: CouponUploadOperator, context: dict[str, Any]) -> None:
         self.error: BaseException | None = None
+        self.ended: float | None = None
         self.thread = threading.Thread(target=self._run, args=(operator, context), daemon=True)
         self.thread.start()
 
@@ -41,23 +47,13 @@ class Run:
             operator.execute(context)  # type: ignore[arg-type]
         except BaseException as exc:
             self.error = exc
+        finally:
+            self.ended = time.monotonic()
 
-    def join(self) -> BaseException | None:
-        self.thread.join(BOUND)
-        assert not self.thread.is_alive(), "execute did not stop after on_kill"
+    def join(self, bound: float = BOUND) -> BaseException | None:
+        self.thread.join(bound)
+        assert not self.thread.is_alive(), f"execute still blocked {bound} s after on_kill"
         return self.error
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    return write_csv(mobile_rows(25))
 
 
 @pytest.fixture
@@ -67,13 +63,36 @@ def killed_waiting_for_answer(
     """Batch 2 is stored but its answer is held back 30 s; on_kill comes while the task waits for it."""
     no_recheck_pause(monkeypatch)
     capillary_conn.add_fault("upload", "delay", seconds=0)
-    capillary_conn.add_fault("upload", "delay", seconds=30)
+    capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
     operator.__dict__["hook"].timeout = (10.0, 120.0)  # only on_kill can end the wait
     run = Run(operator, context)
-    wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox")
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
     return run.join()
+
+
+def test_on_kill_stops_an_upload_waiting_for_a_held_answer_within_two_seconds(
+    capillary_conn: SandboxClient,
+    write_csv: Callable[..., Path],
+    context: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hook's read timeout is longer than the held answer: only the in-flight socket shutdown of
+    ``on_kill`` can end the wait within the bound, not the answer finally coming."""
+    no_recheck_pause(monkeypatch)
+    capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
+    operator = make_operator(write_csv(mobile_rows(5)), SERIES, wait_for_completion=False)
+    operator.__dict__["hook"].timeout = (10.0, 120.0)  # longer than the held answer
+    run = Run(operator, context)
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 1, "the batch never reached the sandbox", timeout=BOUND)
+    time.sleep(0.2)  # let the worker sit in its read of the held answer (not an assertion on timing)
+    killed = time.monotonic()
+    operator.on_kill()
+    error = run.join(STOP_BOUND)
+    assert run.ended is not None
+    assert run.ended - killed < STOP_BOUND
+    assert isinstance(error, CouponUploadAborted)
 
 
 def test_on_kill_while_waiting_for_an_answer_aborts_with_a_clear_error(
@@ -102,11 +121,11 @@ def test_on_kill_logs_the_batches_already_accepted(
 ) -> None:
     no_recheck_pause(monkeypatch)
     capillary_conn.add_fault("upload", "delay", seconds=0)
-    capillary_conn.add_fault("upload", "delay", seconds=30)
+    capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
     operator.__dict__["hook"].timeout = (10.0, 120.0)
     run = Run(operator, context)
-    wait_until(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox")
+    wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
     run.join()
     [job_1] = [job for job in capillary_conn.jobs(SERIES) if job["uploadedFileName"] == batch_names(context, 1)[0]]

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 import capillary_provider.waiting as waiting_module
-from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
+from capillary_provider.exceptions import CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
@@ -47,29 +47,8 @@ JOB_KEYS = {
 }
 
 
-def make_operator(source: Path | str, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": str(source),
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "poll_interval": 0.1,
-        "timeout": 120,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
-
-
 def upload_calls(sandbox: SandboxClient) -> list[dict[str, Any]]:
     return [entry for entry in sandbox.requests() if entry["path"] == UPLOAD_PATH]
-
-
-@pytest.fixture
-def coupons(write_csv: Callable[..., Path]) -> Path:
-    """25 valid rows."""
-    return write_csv(mobile_rows(25))
 
 
 @pytest.fixture
@@ -84,7 +63,7 @@ def with_duplicates(write_csv: Callable[..., Path]) -> Path:
 def test_file_is_uploaded_in_batches_of_batch_size_rows(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    make_operator(coupons, batch_size=10).execute(context)
+    make_operator(coupons, SERIES, batch_size=10).execute(context)
     jobs = sorted(capillary_conn.jobs(SERIES), key=lambda job: job["jobId"])
     assert [(job["uploadStatus"], job["actualRowCount"], job["totalUploadedCount"]) for job in jobs] == [
         ("FINISHED", 10, 10),
@@ -96,7 +75,7 @@ def test_file_is_uploaded_in_batches_of_batch_size_rows(
 def test_every_batch_repeats_the_header_and_holds_its_own_rows(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    make_operator(coupons, batch_size=10).execute(context)
+    make_operator(coupons, SERIES, batch_size=10).execute(context)
     lines = coupons.read_bytes().splitlines(keepends=True)
     stored = [
         Path(job["storedPath"]).read_bytes() for job in sorted(capillary_conn.jobs(SERIES), key=lambda j: j["jobId"])
@@ -111,7 +90,7 @@ def test_every_batch_repeats_the_header_and_holds_its_own_rows(
 def test_summary_adds_up_the_counts_of_all_batches(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(coupons, batch_size=10).execute(context)
+    summary = make_operator(coupons, SERIES, batch_size=10).execute(context)
     job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
     assert {key: summary[key] for key in SUMMARY_KEYS - {"jobs"}} == {
         "coupon_series_id": str(SERIES),
@@ -128,7 +107,7 @@ def test_summary_adds_up_the_counts_of_all_batches(
 def test_summary_is_json_with_one_entry_per_job(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(coupons, batch_size=10).execute(context)
+    summary = make_operator(coupons, SERIES, batch_size=10).execute(context)
     assert json.loads(json.dumps(summary)) == summary
     assert set(summary) == SUMMARY_KEYS
     assert [set(job) for job in summary["jobs"]] == [JOB_KEYS] * 3
@@ -138,7 +117,7 @@ def test_summary_is_json_with_one_entry_per_job(
 def test_xcom_holds_first_job_id_all_job_ids_and_final_status(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    make_operator(coupons, batch_size=10).execute(context)
+    make_operator(coupons, SERIES, batch_size=10).execute(context)
     job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
     xcom = context["ti"].xcom
     assert {key: xcom[key] for key in ("job_id", "job_ids", "status")} == {
@@ -152,7 +131,7 @@ def test_xcom_holds_first_job_id_all_job_ids_and_final_status(
 def test_batches_are_named_after_the_task_instance(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    make_operator(coupons, batch_size=10).execute(context)
+    make_operator(coupons, SERIES, batch_size=10).execute(context)
     names = sorted(job["uploadedFileName"] for job in capillary_conn.jobs(SERIES))
     assert [name.split("__")[:2] for name in names] == [["test_dag", "upload"]] * 3
     assert [name[-12:] for name in names] == ["part0001.csv", "part0002.csv", "part0003.csv"]
@@ -161,7 +140,7 @@ def test_batches_are_named_after_the_task_instance(
 def test_no_token_reaches_xcom_or_the_summary(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(coupons).execute(context)
+    summary = make_operator(coupons, SERIES).execute(context)
     assert "sbx-tok-" not in json.dumps(summary)
     assert "sbx-tok-" not in json.dumps(context["ti"].xcom)
 
@@ -169,8 +148,8 @@ def test_no_token_reaches_xcom_or_the_summary(
 def test_second_run_of_the_same_task_instance_uploads_nothing_again(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    first = make_operator(coupons, batch_size=10).execute(context)
-    second = make_operator(coupons, batch_size=10).execute(context)
+    first = make_operator(coupons, SERIES, batch_size=10).execute(context)
+    second = make_operator(coupons, SERIES, batch_size=10).execute(context)
     assert len(upload_calls(capillary_conn)) == 3
     assert second["job_ids"] == first["job_ids"]
 
@@ -185,7 +164,7 @@ def test_waiting_sleeps_poll_interval_between_status_calls(
         time.sleep(seconds)
 
     monkeypatch.setattr(waiting_module, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic, time=time.time))
-    make_operator(coupons, poll_interval=0.25).execute(context)
+    make_operator(coupons, SERIES, poll_interval=0.25).execute(context)
     status_calls = [entry for entry in capillary_conn.requests() if entry["path"] == STATUS_PATH]
     assert pauses
     assert all(pause == 0.25 for pause in pauses)
@@ -199,7 +178,7 @@ def test_rejected_rows_fail_the_task_with_counts_and_error_file_key(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponUploadFailed) as info:
-        make_operator(with_duplicates).execute(context)
+        make_operator(with_duplicates, SERIES).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert "rejected 3 of 13 rows" in str(info.value)
     assert "max_error_rows=0" in str(info.value)
@@ -212,14 +191,14 @@ def test_rejected_rows_still_leave_the_final_status_in_xcom(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponUploadFailed):
-        make_operator(with_duplicates).execute(context)
+        make_operator(with_duplicates, SERIES).execute(context)
     assert context["ti"].xcom["status"] == "FINISHED"
 
 
 def test_rejected_rows_within_max_error_rows_pass(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(with_duplicates, max_error_rows=3).execute(context)
+    summary = make_operator(with_duplicates, SERIES, max_error_rows=3).execute(context)
     assert (summary["status"], summary["rejected_rows"], summary["accepted_rows"]) == ("FINISHED", 3, 10)
     assert len(summary["error_file_urls"]) == 1
 
@@ -228,13 +207,13 @@ def test_rejected_rows_above_max_error_rows_fail(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponUploadFailed, match="max_error_rows=2"):
-        make_operator(with_duplicates, max_error_rows=2).execute(context)
+        make_operator(with_duplicates, SERIES, max_error_rows=2).execute(context)
 
 
 def test_rejected_rows_within_max_error_ratio_pass(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(with_duplicates, max_error_rows=None, max_error_ratio=0.25).execute(context)
+    summary = make_operator(with_duplicates, SERIES, max_error_rows=None, max_error_ratio=0.25).execute(context)
     assert summary["rejected_rows"] == 3
 
 
@@ -242,13 +221,13 @@ def test_rejected_rows_above_max_error_ratio_fail(
     capillary_conn: SandboxClient, with_duplicates: Path, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponUploadFailed, match="max_error_ratio"):
-        make_operator(with_duplicates, max_error_rows=None, max_error_ratio=0.2).execute(context)
+        make_operator(with_duplicates, SERIES, max_error_rows=None, max_error_ratio=0.2).execute(context)
 
 
 def test_errored_job_fails_the_task(capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]) -> None:
     capillary_conn.add_fault("upload", "job_errored")
     with pytest.raises(CouponUploadFailed, match="ERRORED") as info:
-        make_operator(coupons).execute(context)
+        make_operator(coupons, SERIES).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert str(job["jobId"]) in str(info.value)
     assert context["ti"].xcom["status"] == "ERRORED"
@@ -259,7 +238,7 @@ def test_errored_job_fails_even_with_no_error_limits(
 ) -> None:
     capillary_conn.add_fault("upload", "job_errored")
     with pytest.raises(CouponUploadFailed, match="ERRORED"):
-        make_operator(coupons, max_error_rows=None).execute(context)
+        make_operator(coupons, SERIES, max_error_rows=None).execute(context)
 
 
 def test_jobs_not_finished_before_timeout_raise_coupon_upload_timeout(
@@ -267,7 +246,7 @@ def test_jobs_not_finished_before_timeout_raise_coupon_upload_timeout(
 ) -> None:
     capillary_conn.set_step_seconds(3600)
     with pytest.raises(CouponUploadTimeout) as info:
-        make_operator(coupons, timeout=0.5).execute(context)
+        make_operator(coupons, SERIES, timeout=0.5).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert str(job["jobId"]) in str(info.value)
 
@@ -277,7 +256,7 @@ def test_job_ids_are_in_xcom_before_waiting_ends(
 ) -> None:
     capillary_conn.set_step_seconds(3600)
     with pytest.raises(CouponUploadTimeout):
-        make_operator(coupons, batch_size=10, timeout=0.5).execute(context)
+        make_operator(coupons, SERIES, batch_size=10, timeout=0.5).execute(context)
     job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
     xcom = context["ti"].xcom
     assert {key: xcom[key] for key in ("job_id", "job_ids", "status")} == {
@@ -294,7 +273,7 @@ def test_without_waiting_the_task_returns_right_after_the_upload(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
     capillary_conn.set_step_seconds(3600)
-    summary = make_operator(coupons, wait_for_completion=False).execute(context)
+    summary = make_operator(coupons, SERIES, wait_for_completion=False).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert (summary["status"], summary["job_ids"]) == ("STARTED", [job["jobId"]])
     xcom = context["ti"].xcom
@@ -309,12 +288,12 @@ def test_without_waiting_the_task_returns_right_after_the_upload(
 def test_without_waiting_no_status_call_follows_the_upload(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    make_operator(coupons, wait_for_completion=False).execute(context)
+    make_operator(coupons, SERIES, wait_for_completion=False).execute(context)
     assert [entry["path"] for entry in capillary_conn.requests()][-1] == UPLOAD_PATH
 
 
 def test_dry_run_uploads_nothing(capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]) -> None:
-    make_operator(coupons, batch_size=10, dry_run=True).execute(context)
+    make_operator(coupons, SERIES, batch_size=10, dry_run=True).execute(context)
     assert upload_calls(capillary_conn) == []
     assert capillary_conn.jobs() == []
 
@@ -322,7 +301,7 @@ def test_dry_run_uploads_nothing(capillary_conn: SandboxClient, coupons: Path, c
 def test_dry_run_reports_the_batches_it_would_upload(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(coupons, batch_size=10, dry_run=True).execute(context)
+    summary = make_operator(coupons, SERIES, batch_size=10, dry_run=True).execute(context)
     assert (summary["dry_run"], summary["total_rows"]) == (True, 25)
     assert [(batch["part"], batch["rows"]) for batch in summary["batches"]] == [(1, 10), (2, 10), (3, 5)]
     assert context["ti"].xcom == {}
@@ -345,26 +324,10 @@ def test_templated_fields() -> None:
     }
 
 
-def test_unknown_customer_identifier_fails_before_any_request(
-    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
-) -> None:
-    with pytest.raises(CapillaryConfigError, match="customer_identifier must be one of"):
-        make_operator(coupons, customer_identifier="PHONE").execute(context)
-    assert capillary_conn.requests() == []
-
-
-def test_negative_identifier_column_fails_before_any_request(
-    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
-) -> None:
-    with pytest.raises(CapillaryConfigError, match="zero-based"):
-        make_operator(coupons, customer_identifier_column=-1).execute(context)
-    assert capillary_conn.requests() == []
-
-
 def test_identifier_column_given_as_a_templated_string_is_sent_as_its_index(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
     source = write_csv([(code, mobile) for mobile, code in mobile_rows(5)], header=("code", "mobile"))
-    make_operator(source, customer_identifier_column="1").execute(context)
+    make_operator(source, SERIES, customer_identifier_column="1").execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert (job["customerIdentifierColumn"], job["totalUploadedCount"]) == (1, 5)

@@ -11,26 +11,11 @@ from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.operators.redeemed_coupon_upload import RedeemedCouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
 SERIES = 7801
-
-
-def make_operator(source: Path, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": str(source),
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "poll_interval": 0.1,
-        "timeout": 60,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
 
 
 def uploaded(sandbox: SandboxClient) -> list[bytes]:
@@ -43,7 +28,7 @@ def test_a_file_without_header_row_goes_up_with_the_header_capillary_expects(
     rows = mobile_rows(4)
     source = tmp_path / "raw.csv"
     source.write_text("".join(f"{m},{c}\n" for m, c in rows))
-    summary = make_operator(source, has_header=False).execute(context)
+    summary = make_operator(source, SERIES, has_header=False).execute(context)
     assert uploaded(capillary_conn) == [b"mobile,coupon code\n" + b"".join(f"{m},{c}\n".encode() for m, c in rows)]
     assert (summary["total_rows"], summary["accepted_rows"]) == (4, 4)
 
@@ -54,7 +39,7 @@ def test_rows_of_a_file_without_header_are_named_as_the_file_numbers_them(
     source = tmp_path / "raw.csv"
     source.write_text("919800000001,C1\n919800000002,C2\n12,C3\n")
     with pytest.raises(CouponFileError, match=r"invalid MOBILE identifier .*: row 3\."):
-        make_operator(source, has_header=False).execute(context)
+        make_operator(source, SERIES, has_header=False).execute(context)
 
 
 @pytest.mark.parametrize(("delimiter", "sep"), [(";", ";"), ("tab", "\t"), ("|", "|")])
@@ -67,9 +52,9 @@ def test_extra_columns_stay_home_and_other_delimiters_become_commas(
     source = tmp_path / "export.txt"
     source.write_text("\n".join(lines) + "\n")
 
-    summary = make_operator(source, delimiter=delimiter, coupon_code_column=0, customer_identifier_column=2).execute(
-        context
-    )
+    summary = make_operator(
+        source, SERIES, delimiter=delimiter, coupon_code_column=0, customer_identifier_column=2
+    ).execute(context)
 
     assert uploaded(capillary_conn) == [b"code,mobile\n" + b"".join(f"{c},{m}\n".encode() for m, c in rows)]
     assert (summary["accepted_rows"], summary["rejected_rows"]) == (3, 0)  # Capillary read column 1 as the mobile
@@ -79,7 +64,7 @@ def test_the_same_column_for_code_and_identifier_is_a_config_error(tmp_path: Pat
     source = tmp_path / "x.csv"
     source.write_text("a,b\n1,2\n")
     with pytest.raises(CapillaryConfigError, match="coupon_code_column and customer_identifier_column are both 0"):
-        make_operator(source, coupon_code_column=0).execute(context)
+        make_operator(source, SERIES, coupon_code_column=0).execute(context)
 
 
 def test_an_unknown_delimiter_is_a_config_error() -> None:

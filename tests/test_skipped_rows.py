@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,16 @@ import pytest
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
 SERIES = 7501
 BAD = {5: ("12", "C-short-mobile"), 9: ("919800000009", ""), 14: ('"9198,00"', "C-quoted")}
 """Row number in the file (1 = header) -> the invalid row: a 2-digit mobile, an empty code, a quoted comma."""
+
+skipping_operator = partial(make_operator, series=SERIES, batch_size=10, invalid_rows="skip")
+"""An operator that skips invalid rows, in batches of 10 rows."""
 
 
 def file_with_bad_rows(write_csv: Callable[..., Path], rows: int = 25) -> tuple[Path, list[tuple[str, str]]]:
@@ -36,24 +40,6 @@ def file_with_bad_rows(write_csv: Callable[..., Path], rows: int = 25) -> tuple[
     return write_csv(all_rows), valid
 
 
-def make_operator(source: Path, rejected: Path | str, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": str(source),
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "batch_size": 10,
-        "poll_interval": 0.1,
-        "timeout": 60,
-        "deferrable": False,
-        "invalid_rows": "skip",
-        "rejected_rows_to": str(rejected),
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
-
-
 def uploaded_rows(sandbox: SandboxClient) -> list[list[str]]:
     rows: list[list[str]] = []
     for job in sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"]):
@@ -67,7 +53,7 @@ def test_skipped_rows_never_reach_capillary_and_the_others_go_up_in_batches(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any], tmp_path: Path
 ) -> None:
     source, valid = file_with_bad_rows(write_csv)
-    summary = make_operator(source, tmp_path / "out" / "rejected.csv").execute(context)
+    summary = skipping_operator(source, rejected_rows_to=str(tmp_path / "out" / "rejected.csv")).execute(context)
 
     assert uploaded_rows(capillary_conn) == [list(pair) for pair in valid]
     assert [job["actualRowCount"] for job in sorted(capillary_conn.jobs(SERIES), key=lambda j: j["jobId"])] == [
@@ -84,7 +70,7 @@ def test_each_skipped_row_is_kept_as_it_was_with_its_row_number_and_reason(
 ) -> None:
     source, _ = file_with_bad_rows(write_csv)
     rejected = tmp_path / "rejected.csv"
-    make_operator(source, rejected).execute(context)
+    skipping_operator(source, rejected_rows_to=str(rejected)).execute(context)
 
     lines = rejected.read_bytes().splitlines()
     assert lines[0] == b"mobile,code,row,reason"
@@ -104,7 +90,7 @@ def test_the_rejected_rows_are_saved_before_anything_is_uploaded(
     rejected = tmp_path / "rejected.csv"
     capillary_conn.set_series(SERIES, state="unknown")  # the upload fails after the scan, before sending
     with pytest.raises(CapillaryConfigError, match="not found"):
-        make_operator(source, rejected).execute(context)
+        skipping_operator(source, rejected_rows_to=str(rejected)).execute(context)
     assert len(rejected.read_bytes().splitlines()) == 4
     assert capillary_conn.jobs(SERIES) == []
 
@@ -114,7 +100,7 @@ def test_more_invalid_rows_than_the_ceiling_fail_before_sending(
 ) -> None:
     source, _ = file_with_bad_rows(write_csv)
     with pytest.raises(CouponFileError, match=r"3 invalid rows, more than max_skipped_rows=2; nothing was uploaded"):
-        make_operator(source, tmp_path / "rejected.csv", max_skipped_rows=2).execute(context)
+        skipping_operator(source, rejected_rows_to=str(tmp_path / "rejected.csv"), max_skipped_rows=2).execute(context)
     assert capillary_conn.requests("/upload/file/") == []
 
 
@@ -122,7 +108,7 @@ def test_a_file_without_invalid_rows_writes_no_rejected_file(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any], tmp_path: Path
 ) -> None:
     rejected = tmp_path / "rejected.csv"
-    summary = make_operator(write_csv(mobile_rows(12)), rejected).execute(context)
+    summary = skipping_operator(write_csv(mobile_rows(12)), rejected_rows_to=str(rejected)).execute(context)
     assert not rejected.exists()
     assert "skipped_rows" not in summary
     assert summary["accepted_rows"] == 12
@@ -139,6 +125,12 @@ def test_the_default_still_fails_on_the_first_invalid_file(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any], tmp_path: Path
 ) -> None:
     source, _ = file_with_bad_rows(write_csv)
-    with pytest.raises(CouponFileError, match="invalid MOBILE"):
-        make_operator(source, tmp_path / "r.csv", invalid_rows="fail", rejected_rows_to=None).execute(context)
+    with pytest.raises(CouponFileError) as info:
+        skipping_operator(source, invalid_rows="fail", rejected_rows_to=None).execute(context)
+    assert str(info.value) == (
+        f'{source}: 2 rows have an invalid MOBILE identifier in column 1 ("mobile"): rows 5, 14. A mobile number is'
+        " 8 to 15 digits with an optional leading '+': fix or remove those rows, or check customer_identifier_column"
+        " and customer_identifier.\n"
+        f'{source}: 1 row has an empty coupon code in column 2 ("code"): row 9. Remove those rows or fill in a code.'
+    )
     assert capillary_conn.jobs(SERIES) == []

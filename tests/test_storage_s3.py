@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,8 @@ from moto.server import ThreadedMotoServer
 
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.s3]
 
@@ -32,6 +32,9 @@ AWS_CONN_ID = "aws_test"
 ROWS = 25
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(ROWS))
 """25 valid rows: with batch_size=10 they go up as batches of 10, 10 and 5 rows."""
+
+s3_operator = partial(make_operator, series=SERIES, batch_size=10)
+"""An operator on this module's series, in batches of 10 rows."""
 
 
 @pytest.fixture(scope="module")
@@ -77,22 +80,6 @@ def bucket(s3_endpoint: str) -> dict[str, str]:
     }
 
 
-def make_operator(source: str | ObjectStoragePath, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": source,
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "batch_size": 10,
-        "poll_interval": 0.1,
-        "timeout": 120,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
-
-
 def stored_batches(sandbox: SandboxClient) -> list[bytes]:
     """What the sandbox received, one entry per upload job, in upload order."""
     jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
@@ -110,21 +97,21 @@ def expected_batches(data: bytes = CSV_BYTES, size: int = 10) -> list[bytes]:
 def test_operator_uploads_an_s3_csv_in_batches_with_the_header_repeated(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
-    make_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
+    s3_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
 def test_operator_decompresses_an_s3_csv_gz_on_the_fly(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
-    make_operator(bucket["gz"], source_conn_id=AWS_CONN_ID).execute(context)
+    s3_operator(bucket["gz"], source_conn_id=AWS_CONN_ID).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
 def test_operator_summary_for_an_s3_source_adds_up_all_batches(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
-    summary = make_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
+    summary = s3_operator(bucket["csv"], source_conn_id=AWS_CONN_ID).execute(context)
     job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
     assert (summary["status"], summary["job_ids"], summary["total_rows"], summary["accepted_rows"]) == (
         "FINISHED",
@@ -138,7 +125,7 @@ def test_operator_summary_for_an_s3_source_adds_up_all_batches(
 def test_operator_accepts_an_object_storage_path_source(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
-    make_operator(ObjectStoragePath(bucket["csv"], conn_id=AWS_CONN_ID)).execute(context)
+    s3_operator(ObjectStoragePath(bucket["csv"], conn_id=AWS_CONN_ID)).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
@@ -146,7 +133,7 @@ def test_invalid_s3_file_fails_before_anything_is_uploaded(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponFileError, match=r"bad\.csv.*invalid MOBILE identifier"):
-        make_operator(bucket["bad"], source_conn_id=AWS_CONN_ID).execute(context)
+        s3_operator(bucket["bad"], source_conn_id=AWS_CONN_ID).execute(context)
     assert capillary_conn.jobs(SERIES) == []
 
 
@@ -154,7 +141,7 @@ def test_missing_s3_object_fails_naming_the_uri(
     bucket: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponFileError, match=r"nothing-here\.csv: does not exist"):
-        make_operator(bucket["missing"], source_conn_id=AWS_CONN_ID).execute(context)
+        s3_operator(bucket["missing"], source_conn_id=AWS_CONN_ID).execute(context)
     assert capillary_conn.jobs(SERIES) == []
 
 
@@ -186,7 +173,7 @@ def local_csv(tmp_path: Path) -> Path:
 
 
 def test_operator_reads_a_file_uri(local_csv: Path, capillary_conn: SandboxClient, context: dict[str, Any]) -> None:
-    make_operator(f"file://{local_csv}").execute(context)
+    s3_operator(f"file://{local_csv}").execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
@@ -195,7 +182,7 @@ def test_operator_decompresses_a_local_csv_gz(
 ) -> None:
     path = tmp_path / "coupons.csv.gz"
     path.write_bytes(gzip.compress(CSV_BYTES))
-    make_operator(str(path)).execute(context)
+    s3_operator(str(path)).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
@@ -204,7 +191,7 @@ def test_operator_decompresses_a_gz_file_uri_in_a_single_batch(
 ) -> None:
     path = tmp_path / "coupons.CSV.GZ"
     path.write_bytes(gzip.compress(CSV_BYTES))
-    make_operator(f"file://{path}", batch_size=500_000).execute(context)
+    s3_operator(f"file://{path}", batch_size=500_000).execute(context)
     assert stored_batches(capillary_conn) == [CSV_BYTES]
 
 
@@ -214,7 +201,7 @@ def test_corrupt_csv_gz_fails_before_anything_is_uploaded(
     path = tmp_path / "coupons.csv.gz"
     path.write_bytes(gzip.compress(CSV_BYTES)[:-20])
     with pytest.raises(CouponFileError, match="truncated or corrupt"):
-        make_operator(str(path)).execute(context)
+        s3_operator(str(path)).execute(context)
     assert capillary_conn.jobs(SERIES) == []
 
 
@@ -253,7 +240,7 @@ def test_a_remote_source_is_fetched_once_for_validation_and_upload(
     monkeypatch.setattr(ObjectStoragePath, "open", lambda path, *a, **kw: counting(path, *a, **kw))
     stored = CSV_BYTES if kind == "csv" else gzip.compress(CSV_BYTES)
 
-    make_operator(bucket[kind], source_conn_id="aws_test").execute(context)
+    s3_operator(bucket[kind], source_conn_id="aws_test").execute(context)
 
     assert counting.bytes_read == len(stored)  # validation read it, the upload read the local spool
     assert stored_batches(capillary_conn) == expected_batches()
@@ -266,7 +253,7 @@ def test_skipped_rows_of_an_s3_source_are_written_to_s3(
     source.write_bytes(CSV_BYTES + b"12,C-bad\n")
     rejected = f"s3://{BUCKET}/rejected/2026-12-01/mixed.csv"
 
-    summary = make_operator(
+    summary = s3_operator(
         str(source), source_conn_id=AWS_CONN_ID, invalid_rows="skip", rejected_rows_to=rejected
     ).execute(context)
 
@@ -283,9 +270,7 @@ def test_a_pattern_on_s3_uploads_every_matching_object(
     for name in ("many/a.csv", "many/b.csv"):
         ObjectStoragePath(f"s3://{BUCKET}/{name}", conn_id=AWS_CONN_ID).write_bytes(CSV_BYTES)
     # The same codes twice: Capillary rejects the second file's rows as duplicates, which the summary shows.
-    summary = make_operator(f"s3://{BUCKET}/many/*.csv", source_conn_id=AWS_CONN_ID, max_error_rows=None).execute(
-        context
-    )
+    summary = s3_operator(f"s3://{BUCKET}/many/*.csv", source_conn_id=AWS_CONN_ID, max_error_rows=None).execute(context)
     assert [f["source"] for f in summary["files"]] == [f"s3://{BUCKET}/many/a.csv", f"s3://{BUCKET}/many/b.csv"]
     assert [(f["total_rows"], f["accepted_rows"]) for f in summary["files"]] == [(25, 25), (25, 0)]
     assert stored_batches(capillary_conn) == expected_batches() * 2
@@ -296,7 +281,7 @@ def test_an_s3_source_is_moved_to_an_s3_archive_after_the_verdict(
 ) -> None:
     source = ObjectStoragePath(f"s3://{BUCKET}/incoming/today.csv", conn_id=AWS_CONN_ID)
     source.write_bytes(CSV_BYTES)
-    make_operator(str(source), source_conn_id=AWS_CONN_ID, archive_to=f"s3://{BUCKET}/processed/2026-12-01").execute(
+    s3_operator(str(source), source_conn_id=AWS_CONN_ID, archive_to=f"s3://{BUCKET}/processed/2026-12-01").execute(
         context
     )
     assert not source.exists()
@@ -311,7 +296,7 @@ def test_a_tab_separated_s3_export_with_extra_columns_goes_up_as_two_columns(
     text = "id\tmobile\tcode\n" + "".join(f"{n}\t{m}\t{c}\n" for n, (m, c) in enumerate(rows))
     source = ObjectStoragePath(f"s3://{BUCKET}/exports/tabs.tsv", conn_id=AWS_CONN_ID)
     source.write_bytes(text.encode())
-    make_operator(
+    s3_operator(
         str(source), source_conn_id=AWS_CONN_ID, delimiter="tab", customer_identifier_column=1, coupon_code_column=2
     ).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()

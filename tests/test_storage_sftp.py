@@ -12,6 +12,7 @@ import gzip
 import json
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ import asyncssh
 import pytest
 
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.sftp]
 
@@ -29,6 +29,9 @@ SERIES = 7401
 SFTP_CONN_ID = "sftp_test"
 USER, PASSWORD = "partner", "sftp-test-password"
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
+
+sftp_operator = partial(make_operator, series=SERIES, source_conn_id=SFTP_CONN_ID, batch_size=10)
+"""An operator reading through the SFTP connection, in batches of 10 rows."""
 
 
 class _PasswordServer(asyncssh.SSHServer):
@@ -97,23 +100,6 @@ def exports(sftp_root: Path) -> dict[str, str]:
     }
 
 
-def make_operator(source: str, **kwargs: Any) -> CouponUploadOperator:
-    options: dict[str, Any] = {
-        "task_id": "upload",
-        "coupon_series_id": SERIES,
-        "source": source,
-        "source_conn_id": SFTP_CONN_ID,
-        "customer_identifier": "MOBILE",
-        "customer_identifier_column": 0,
-        "batch_size": 10,
-        "poll_interval": 0.1,
-        "timeout": 120,
-        "deferrable": False,
-    }
-    options.update(kwargs)
-    return CouponUploadOperator(**options)
-
-
 def stored_batches(sandbox: SandboxClient) -> list[bytes]:
     jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
     return [Path(job["storedPath"]).read_bytes() for job in jobs]
@@ -128,7 +114,7 @@ def expected_batches(size: int = 10) -> list[bytes]:
 def test_an_sftp_source_is_streamed_up_in_batches_with_the_header_repeated(
     exports: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any], kind: str
 ) -> None:
-    summary = make_operator(exports[kind]).execute(context)
+    summary = sftp_operator(exports[kind]).execute(context)
     assert stored_batches(capillary_conn) == expected_batches()
     assert (summary["status"], summary["accepted_rows"]) == ("FINISHED", 25)
 
@@ -137,7 +123,7 @@ def test_a_missing_sftp_file_fails_before_any_request_to_capillary(
     exports: dict[str, str], capillary_conn: SandboxClient, context: dict[str, Any]
 ) -> None:
     with pytest.raises(CouponFileError, match=r"sftp://127.0.0.1/exports/not-there.csv: does not exist"):
-        make_operator(exports["missing"]).execute(context)
+        sftp_operator(exports["missing"]).execute(context)
     assert capillary_conn.requests() == []
 
 
@@ -146,7 +132,7 @@ def test_a_headerless_semicolon_export_on_sftp_is_converted_on_the_fly(
 ) -> None:
     rows = mobile_rows(12, start=100)
     (sftp_root / "exports" / "partner.txt").write_text("".join(f"{code};{mobile};x\n" for mobile, code in rows))
-    make_operator(
+    sftp_operator(
         "sftp://127.0.0.1/exports/partner.txt",
         has_header=False,
         delimiter=";",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +15,7 @@ import capillary_provider.hooks._transport as hook_module
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob
 from capillary_provider.sandbox.testing import SandboxClient
+from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +30,6 @@ PROGRESS = re.compile(
 )
 
 
-class FakeClock:
-    """``time.monotonic`` for the hook: stands still, except when the source file is read."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 class TimedSource(io.BytesIO):
     """A file whose reads take ``seconds_per_mib`` of fake time per MiB returned."""
 
@@ -53,13 +42,6 @@ class TimedSource(io.BytesIO):
         data = super().read(size)
         self.clock.now += len(data) / MIB * self.seconds_per_mib
         return data
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(hook_module, "time", SimpleNamespace(monotonic=fake.monotonic, sleep=time.sleep))
-    return fake
 
 
 def upload(source: io.BytesIO, capfd: pytest.CaptureFixture[str]) -> tuple[UploadJob, list[re.Match[str]]]:

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-FAST = 0.05
 SERIES = 7
 PREEXISTING = "PREEXIST9"
 MILLIS = "1735689600000"  # 2025-01-01T00:00:00Z
@@ -31,23 +30,11 @@ HEADER_ROW = "redeemed date in millis,redeemed at,mobile,coupon code,bill id\n"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxClient]:
+def server(tmp_path_factory: pytest.TempPathFactory, step_seconds: float) -> Iterator[SandboxClient]:
     codes = tmp_path_factory.mktemp("codes") / "existing.txt"
     codes.write_text(f"{PREEXISTING}\n", encoding="utf-8")
-    with running_sandbox(step_seconds=FAST, existing_codes=codes) as client:
+    with running_sandbox(step_seconds=step_seconds, existing_codes=codes) as client:
         yield client
-
-
-@pytest.fixture
-def sbx(server: SandboxClient) -> SandboxClient:
-    server.reset()
-    server.set_step_seconds(FAST)
-    return server
-
-
-@pytest.fixture
-def token(sbx: SandboxClient) -> str:
-    return sbx.token()
 
 
 def redeem(
@@ -518,10 +505,10 @@ def test_data_dir_holds_the_stored_redeem_file(sbx: SandboxClient, token: str) -
     assert Path(job["storedPath"]).read_text(encoding="utf-8") == HEADER_ROW + "x\n"
 
 
-def test_cli_series_codes_are_known_from_the_start_and_after_reset(tmp_path: Path) -> None:
+def test_cli_series_codes_are_known_from_the_start_and_after_reset(tmp_path: Path, step_seconds: float) -> None:
     codes = tmp_path / "series9.txt"
     codes.write_text("CLI1\n\nCLI2\n", encoding="utf-8")
-    with running_sandbox(step_seconds=FAST, series_codes={9: codes}) as other:
+    with running_sandbox(step_seconds=step_seconds, series_codes={9: codes}) as other:
         token = other.token()
         rows = HEADER_ROW + f"{MILLIS},t,919876543210,CLI1,\n{MILLIS},t,919876543210,CLI2,\n"
         assert completed(other, token, rows, series=9)["errorCount"] == 0

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-FAST = 0.05
 TOKEN_URL = "/v3/oauth/token/generate"
 JOB_KEYS = {
     "jobId", "uploadStatus", "createdOn", "updatedOn", "errorFileUrl", "successFileUrl", "uploadedFileUrl",
@@ -32,23 +31,11 @@ PREEXISTING = "PREEXIST1"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxClient]:
+def server(tmp_path_factory: pytest.TempPathFactory, step_seconds: float) -> Iterator[SandboxClient]:
     codes = tmp_path_factory.mktemp("codes") / "existing.txt"
     codes.write_text(f"{PREEXISTING}\n\n", encoding="utf-8")
-    with running_sandbox(step_seconds=FAST, existing_codes=codes) as client:
+    with running_sandbox(step_seconds=step_seconds, existing_codes=codes) as client:
         yield client
-
-
-@pytest.fixture
-def sbx(server: SandboxClient) -> SandboxClient:
-    server.reset()
-    server.set_step_seconds(FAST)
-    return server
-
-
-@pytest.fixture
-def token(sbx: SandboxClient) -> str:
-    return sbx.token()
 
 
 def upload(

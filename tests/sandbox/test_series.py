@@ -24,20 +24,14 @@ MILLIS = "1735689600000"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[SandboxClient]:
-    with running_sandbox(step_seconds=0.01, series_states={50: "expired", 51: "unknown"}) as client:
+def step_seconds() -> float:
+    return 0.01
+
+
+@pytest.fixture(scope="module")
+def server(step_seconds: float) -> Iterator[SandboxClient]:
+    with running_sandbox(step_seconds=step_seconds, series_states={50: "expired", 51: "unknown"}) as client:
         yield client
-
-
-@pytest.fixture
-def sbx(server: SandboxClient) -> SandboxClient:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def token(sbx: SandboxClient) -> str:
-    return sbx.token()
 
 
 def read(sbx: SandboxClient, token: str | None, ids: str | None) -> requests.Response:
