@@ -184,3 +184,31 @@ def test_fast_path_rejects_a_block_with_one_empty_code(
     lines[line] = ",".join(fields) + eol
     blk = "".join(lines).encode()
     assert valid_block_lines(blk, spec) != blk.count(b"\n")
+
+
+# Blocks with exactly one kind of defect that one particular check of the fast path exists to see (found
+# by mutation testing: each case fails when its check is loosened). spec: columns, code, identifier, type.
+MOBILE_CODE_FIRST = BlockSpec(2, 0, 1, "MOBILE")
+ONE_DEFECT = {
+    "fixed: a letter in a mobile's second digit": (b"C000,9112345678\nC001,9a12345678\n", MOBILE_CODE_FIRST),
+    "fixed: a letter where other rows have the '+'": (b"C0,+12345678\nC1,a12345678\n", MOBILE_CODE_FIRST),
+    "fixed: 16 digits beside a signed 15": (b"C0,+123456789012345\nC1,1234567890123456\n", MOBILE_CODE_FIRST),
+    "fixed: a bare CR inside a code": (b"C01,9112345678\r\nC\r1,9112345678\r\n", MOBILE_CODE_FIRST),
+    "fixed: a comma one place off": (b"AB,91123456789\nA,B91123456789\n", MOBILE_CODE_FIRST),
+    "fixed: no identifier at all": (b"ABCD,\nEFGH,\n", MOBILE_CODE_FIRST),
+    "variable: the last row's last field": (b"C1,x,9112345678\nC223,y,12345678x\n", BlockSpec(3, 0, 2, "MOBILE")),
+    "variable: a dotless domain, a dot in the code": (b"a@b,C.D,x\na@b.c,C1,x\n", BlockSpec(3, 1, 0, "EMAIL")),
+    "variable: a last-column email ending in a dot": (
+        b"x,C1,a@b.co\r\nx,C22,a@b.\r\n",
+        BlockSpec(3, 1, 2, "EMAIL"),
+    ),
+    "variable: an empty code in the first row": (b",E1\nC22,E2\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
+    "variable: an empty code in a middle row": (b"C1,E1\n,E22\nC3,E3\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
+    "variable: an empty external id": (b"C1,E1\nC22,\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
+}
+
+
+@pytest.mark.parametrize(("blk", "spec"), ONE_DEFECT.values(), ids=ONE_DEFECT.keys())
+def test_fast_path_sees_each_single_defect(blk: bytes, spec: BlockSpec) -> None:
+    assert not reference_valid(blk.decode(), spec)
+    assert valid_block_lines(blk, spec) is None
