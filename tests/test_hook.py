@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,11 +26,14 @@ from capillary_provider.exceptions import (
     CapillaryConfigError,
     CapillaryError,
     CapillaryPermanentApiError,
+    CapillaryTransientError,
     CapillaryUploadOutcomeUnknown,
+    CouponUploadAborted,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
 from tests.conftest import RecordingFile
+from tests.recording_log import RecordingLog
 
 API = "https://api.example.com"
 COUPONS = "https://coupons.example.com"
@@ -1068,3 +1073,203 @@ def test_connection_form_strings_set_the_proxy_and_timeouts(monkeypatch: pytest.
     CapillaryHook().get_token()
     assert m.last_request.proxies == {"http": "http://proxy.example:3128", "https": "http://proxy.example:3128"}
     assert m.last_request.timeout == (5.0, 60.0)
+
+
+# -- transport: the upload body, the adapter, errors and retries, one function at a time ------------------
+
+
+def progress_reader(
+    data: bytes = b"0123456789", length: int | None = None, aborted: threading.Event | None = None
+) -> tuple[transport_module.ProgressReader, list[tuple[int, int, float]]]:
+    reports: list[tuple[int, int, float]] = []
+    reader = transport_module.ProgressReader(
+        io.BytesIO(data), len(data) if length is None else length, lambda *report: reports.append(report), aborted
+    )
+    return reader, reports
+
+
+def test_progress_reader_length_is_the_bytes_still_to_send() -> None:
+    reader, _ = progress_reader()
+    reader.read(4)
+    assert len(reader) == 6
+
+
+def test_progress_is_reported_once_per_interval_with_bytes_sent_and_elapsed_time(clock: FakeClock) -> None:
+    reader, reports = progress_reader()
+    for now in (1000.0, 1009.9, 1010.0, 1019.9, 1020.0):
+        clock.now = now
+        reader.read(2)
+    assert reports == [(6, 10, 10.0), (10, 10, 20.0)]
+
+
+def test_an_aborted_upload_stops_at_its_next_read() -> None:
+    aborted = threading.Event()
+    reader, _ = progress_reader(aborted=aborted)
+    reader.read(3)
+    aborted.set()
+    with pytest.raises(CouponUploadAborted, match=r"^Upload aborted after 3 of 10 bytes: the task was killed$"):
+        reader.read(3)
+
+
+def test_a_file_shorter_than_announced_fails_instead_of_being_read_forever() -> None:
+    reader, _ = progress_reader(b"01234", length=10)
+    reader.read(5)
+    assert reader.read(0) == b""
+    with pytest.raises(CapillaryError, match=r"^The file ended after 5 of the 10 bytes announced$"):
+        reader.read(5)
+
+
+def test_adapter_connections_send_bodies_in_upload_blocks() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    for url in ("http://example.com", "https://example.com"):
+        conn = adapter.poolmanager.connection_from_url(url)._get_conn()
+        assert conn.blocksize == transport_module.UPLOAD_BLOCK_SIZE
+
+
+def test_adapter_pools_remember_the_connections_they_lend_until_given_back() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    for url in ("http://example.com", "https://example.com"):
+        pool = adapter.poolmanager.connection_from_url(url)
+        conn = pool._get_conn()
+        assert conn in adapter._lent
+        pool._put_conn(conn)
+        pool._put_conn(None)  # what urllib3 hands back for a connection it dropped
+        assert conn not in adapter._lent
+
+
+def test_shutdown_in_flight_cuts_both_directions_of_every_lent_connection() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    pool = adapter.poolmanager.connection_from_url("http://example.com")
+    ours, theirs = socket.socketpair()
+    closed, _ = socket.socketpair()
+    closed.close()
+    cut, idle, gone = pool._get_conn(), pool._get_conn(), pool._get_conn()
+    cut.sock, idle.sock, gone.sock = ours, None, closed
+    try:
+        for end in (ours, theirs):
+            end.settimeout(5)
+        adapter.shutdown_in_flight()
+        assert (theirs.recv(1), ours.recv(1)) == (b"", b"")
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def raising_session(exc: Exception) -> Any:
+    def request(*args: Any, **kwargs: Any) -> requests.Response:
+        raise exc
+
+    return SimpleNamespace(request=request)
+
+
+WRONG_VERSION = requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)")
+
+
+def test_https_to_a_plain_http_server_named_by_a_bare_host_is_a_configuration_error() -> None:
+    with pytest.raises(CapillaryConfigError) as info:
+        transport_module.send(raising_session(WRONG_VERSION), "GET", "https://sandbox:8080/v3/x", bare_host=True)
+    assert str(info.value) == (
+        "sandbox:8080 answered plain HTTP to an https request. A bare host name means https: write the host as "
+        "http://sandbox:8080 in the connection if it really serves plain HTTP (a local sandbox), or check the port."
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "bare_host"),
+    [(WRONG_VERSION, False), (requests.exceptions.SSLError("certificate verify failed"), True)],
+    ids=["full-url", "other-ssl-error"],
+)
+def test_other_tls_failures_are_transient_and_name_the_call(exc: Exception, bare_host: bool) -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(exc), "GET", "https://sandbox:8080/v3/x", bare_host=bare_host)
+    assert info.value.api_message == f"GET https://sandbox:8080/v3/x failed: SSLError: {exc}"
+
+
+def test_a_request_error_is_transient_names_the_call_and_may_have_reached_the_server() -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(requests.ConnectionError("reset")), "POST", "https://h/u", bare_host=True)
+    assert (info.value.api_message, info.value.reached_server) == (
+        "POST https://h/u failed: ConnectionError: reset",
+        True,
+    )
+
+
+def test_a_connection_error_without_details_may_have_reached_the_server() -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(requests.ConnectionError()), "POST", "https://h/u", bare_host=True)
+    assert info.value.reached_server is True
+
+
+def answer(status: int, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def test_only_a_429_answer_is_counted_as_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[str] = []
+    monkeypatch.setattr(transport_module.metrics, "count", lambda name, *args: counted.append(name))
+    transport_module.transient_answer("busy", answer(503))
+    error = transport_module.transient_answer("slow down", answer(429, {"Retry-After": "3"}))
+    assert counted == [transport_module.metrics.THROTTLED]
+    assert (error.http_status, error.retry_after) == (429, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("0", 0.0), ("-3", 0.0), ("2.5", 2.5), ("Wed, 21 Oct 2026 07:28:00 GMT", None), (None, None)],
+)
+def test_retry_after_is_seconds_never_below_zero_and_none_for_a_date(header: str | None, seconds: float | None) -> None:
+    assert transport_module.retry_after(answer(429, {"Retry-After": header} if header else {})) == seconds
+
+
+def test_base_url_drops_spaces_and_trailing_slashes() -> None:
+    assert transport_module.base_url(" api.example.com/ ") == "https://api.example.com"
+    assert transport_module.base_url("http://SANDBOX//") == "http://SANDBOX"
+
+
+def always_down() -> None:
+    raise CapillaryTransientError("down", status_code=503)
+
+
+def test_backoff_starts_between_one_and_two_seconds_and_is_capped_by_max_wait(sleeps: list[float]) -> None:
+    with pytest.raises(CapillaryTransientError):
+        transport_module.retrying(
+            always_down, when=transport_module.is_transient, attempts=5, max_wait=3, log=RecordingLog()
+        )
+    assert 1 <= sleeps[0] < 2 <= sleeps[1] <= 3
+    assert sleeps[2:] == [3.0, 3.0]
+
+
+def test_each_retry_is_logged_with_the_error_the_attempt_and_the_pause(sleeps: list[float]) -> None:
+    error = CapillaryTransientError("slow down", status_code=429, retry_after=0.5)
+    calls = iter([error])
+
+    def once_throttled() -> str:
+        for exc in calls:
+            raise exc
+        return "ok"
+
+    log = RecordingLog()
+    assert (
+        transport_module.retrying(once_throttled, when=transport_module.is_transient, attempts=2, max_wait=9, log=log)
+        == "ok"
+    )
+    assert log.lines == [
+        ("warning", f"Capillary call failed (CapillaryTransientError: {error}); attempt 1 of 2, retrying in 0.5 s")
+    ]
+
+
+class SizedReader(io.BytesIO):
+    """A file object that knows its length (as a BatchReader does)."""
+
+    def __len__(self) -> int:
+        return len(self.getvalue())
+
+
+@pytest.mark.parametrize("reader", [SizedReader, io.BytesIO], ids=["sized", "seekable"])
+def test_remaining_length_counts_from_the_current_position_and_keeps_it(reader: type[io.BytesIO]) -> None:
+    handle = reader(b"0123456789")
+    handle.read(3)
+    assert (transport_module.remaining_length(handle), handle.tell()) == (7, 3)
