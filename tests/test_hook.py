@@ -1490,3 +1490,16 @@ def test_connection_type_info_without_a_capillary_entry_fails_clearly(monkeypatc
     )
     with pytest.raises(LookupError, match=r"^get_provider_info declares no 'capillary' connection type$"):
         base_module._connection_type_info()
+
+
+def test_a_status_answer_that_is_never_json_quotes_it_and_names_the_call(
+    hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, status_code=502, text="<html>Bad gateway</html>")
+    with pytest.raises(CapillaryTransientError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert info.value.api_message == (
+        f"Capillary status request for coupon series {SERIES} failed: "
+        "the answer is not JSON: '<html>Bad gateway</html>'"
+    )
