@@ -4,6 +4,7 @@ import csv
 import gzip
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -15,7 +16,9 @@ from capillary_provider.coupon_file import (
     open_coupon_source,
     scan_coupon_file,
 )
+from capillary_provider.coupon_file.rows import COUPON_KEYS, Problems, RedeemedRows, header_key
 from capillary_provider.exceptions import CouponFileError
+from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
 
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
@@ -330,3 +333,129 @@ def test_fixed_and_variable_width_fast_paths_agree_with_row_by_row_errors() -> N
     variable = b"mobile,code\n" + b"".join(b"+9198765%05d,C%d\n" % (i, i) for i in range(2000))
     assert scan(variable).rows == 2000
     assert "row 502." in scan_error(variable.replace(b",C500\n", b",\n"))
+
+
+# -- redeemed-coupon rows: the header map and the row checks (rows.RedeemedRows) ---------------------------
+
+
+def redeemed_rules(
+    headers: dict[str, Any] | None = None,
+    identifier: IdentifierType = IdentifierType.MOBILE,
+    coupon: CouponIdentifier = CouponIdentifier.COUPON_CODE,
+) -> RedeemedRows:
+    return RedeemedRows(identifier, coupon, headers)
+
+
+def bind_error(rules: RedeemedRows, header: list[str], hint: str = "") -> str:
+    with pytest.raises(CouponFileError) as info:
+        rules.bind("f.csv", header, hint)
+    return str(info.value)
+
+
+def test_header_cells_name_their_key_whatever_the_case_spaces_or_separators() -> None:
+    cells = ["couponCode", "coupon_code", "Coupon Code", "coupon-code", "redeemed date in millis", "Bill Number", "x"]
+    assert [header_key(cell) for cell in cells] == [*["couponCode"] * 4, "redeemedDateInMillis", "billNumber", None]
+
+
+def test_the_header_row_maps_each_key_to_its_first_column() -> None:
+    rules = redeemed_rules()
+    rules.bind("f.csv", ["mobile", "coupon_code", "Redeemed Date In Millis", "redeemedAt", "billId", "Mobile"], "")
+    assert rules.headers == {"mobile": 0, "couponCode": 1, "redeemedDateInMillis": 2, "redeemedAt": 3, "billId": 4}
+
+
+def test_a_header_row_without_the_required_keys_names_them_with_their_labels() -> None:
+    rules = redeemed_rules(identifier=IdentifierType.EMAIL, coupon=CouponIdentifier.COUPON_ID)
+    assert bind_error(rules, ["name", "code", "redeemedDateInMillis"], " HINT") == (
+        "f.csv: no column for email, couponId, redeemedAt in the header row (name, code, redeemedDateInMillis). "
+        "Name the columns email (or 'email'); couponId (or 'coupon id'); redeemedAt (or 'redeemed at') in the "
+        "header row, or pass upload_headers={key: column}. HINT"
+    )
+
+
+def test_upload_headers_with_unknown_keys_list_the_keys_there_are() -> None:
+    assert bind_error(redeemed_rules({"mobile": 0, "zzz": 1, "nope": 1}), ["a", "b"]) == (
+        "f.csv: upload_headers has unknown keys ['nope', 'zzz']: the keys are mobile, email, externalId, userId, "
+        "couponCode, couponId, redeemedDateInMillis, redeemedAt, billId, billNumber, details."
+    )
+
+
+def test_upload_headers_outside_the_files_columns_are_named() -> None:
+    headers = {"mobile": 0, "couponCode": 2, "redeemedAt": -1, "billId": "1", "details": 1}
+    assert bind_error(redeemed_rules(headers), ["a", "b"], " HINT") == (
+        "f.csv: upload_headers points outside the file's 2 columns: {'couponCode': 2, 'redeemedAt': -1, "
+        "'billId': '1'} (0-based indexes 0 to 1). HINT"
+    )
+
+
+def test_upload_headers_without_the_required_keys_say_so() -> None:
+    assert bind_error(redeemed_rules({"mobile": 0, "couponCode": 1}), ["a", "b"]).startswith(
+        "f.csv: no column for redeemedDateInMillis, redeemedAt in upload_headers. "
+    )
+
+
+def test_given_upload_headers_are_sent_as_given_and_not_shared() -> None:
+    given = {"redeemedAt": 0, "mobile": 1, "couponCode": 2, "redeemedDateInMillis": 3}
+    rules = redeemed_rules(given)
+    rules.bind("f.csv", ["till", "m", "c", "d"], "")
+    given["mobile"] = 3
+    assert rules.headers == {"redeemedAt": 0, "mobile": 1, "couponCode": 2, "redeemedDateInMillis": 3}
+
+
+def redeemed_problems(*rows: list[str], coupon: CouponIdentifier = CouponIdentifier.COUPON_CODE) -> str | None:
+    """The error the rows ``[mobile, coupon, date, till]`` (rows 2, 3, ...) raise, None if they are valid."""
+    rules = redeemed_rules(coupon=coupon)
+    rules.bind("f.csv", ["mobile", COUPON_KEYS[coupon], "redeemedDateInMillis", "redeemedAt"], "")
+    problems = Problems("f.csv")
+    for number, row in enumerate(rows, start=2):
+        rules.check(row, number, problems, lambda index: f"column {index + 1}")
+    try:
+        problems.raise_if_any()
+    except CouponFileError as exc:
+        return str(exc)
+    return None
+
+
+VALID_REDEMPTION = ["919800000001", "CODE1", "1764547200000", "till-1"]
+
+
+@pytest.mark.parametrize("date", ["1764547200000", " 10000000000 ", "1000000000000"], ids=["13", "11", "13b"])
+def test_a_redemption_with_epoch_milliseconds_and_a_till_is_valid(date: str) -> None:
+    assert redeemed_problems(["919800000001", "CODE1", date, "till-1"]) is None
+
+
+@pytest.mark.parametrize(
+    ("date", "problem"),
+    [
+        ("yesterday", "a redemption date that is not epoch milliseconds in column 3: row 2. Give"),
+        ("1764547200", "a redemption date that looks like seconds, not milliseconds, in column 3: row 2. Multiply"),
+        ("17645472000000", "a redemption date that is not epoch milliseconds in column 3: row 2. Give"),
+    ],
+    ids=["not-digits", "seconds", "too-long"],
+)
+def test_a_redemption_date_that_is_not_epoch_milliseconds_is_a_problem(date: str, problem: str) -> None:
+    assert redeemed_problems(["919800000001", "CODE1", date, "till-1"]) == f"f.csv: 1 row has {problem}" + (
+        " redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000."
+        if problem.endswith("Give")
+        else " epoch seconds by 1000: redeemedDateInMillis is in milliseconds."
+    )
+
+
+def test_an_empty_till_is_a_problem() -> None:
+    assert redeemed_problems(["919800000001", "CODE1", "1764547200000", "  "]) == (
+        "f.csv: 1 row has an empty redeemedAt (till) in column 4: row 2. Fill in the till id."
+    )
+
+
+def test_an_invalid_customer_or_coupon_id_is_a_problem_of_its_own_column() -> None:
+    message = redeemed_problems(
+        ["919800000001", "123", "1764547200000", "t"],
+        ["12345", "123", "1764547200000", "t"],
+        ["919800000001", "A1", "1764547200000", "t"],
+        coupon=CouponIdentifier.COUPON_ID,
+    )
+    assert message == (
+        "f.csv: 1 row has an invalid MOBILE in column 1: row 3. "
+        f"{ID_FIXES[IdentifierType.MOBILE]}: fix or remove those rows.\n"
+        "f.csv: 1 row has an invalid COUPON_ID in column 2: row 4. A coupon id is made of digits only: fix or "
+        "remove those rows."
+    )
