@@ -16,7 +16,14 @@ from capillary_provider.coupon_file import (
     open_coupon_source,
     scan_coupon_file,
 )
-from capillary_provider.coupon_file.rows import COUPON_KEYS, Problems, RedeemedRows, header_key
+from capillary_provider.coupon_file.rows import (
+    COUPON_KEYS,
+    CouponRows,
+    Problems,
+    RedeemedRows,
+    header_key,
+    parse_header,
+)
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
 
@@ -459,3 +466,112 @@ def test_an_invalid_customer_or_coupon_id_is_a_problem_of_its_own_column() -> No
         "f.csv: 1 row has an invalid COUPON_ID in column 2: row 4. A coupon id is made of digits only: fix or "
         "remove those rows."
     )
+
+
+# -- coupon rows, the header and the problem collector, one function at a time -----------------------------
+
+
+def header_error(line: bytes) -> str:
+    with pytest.raises(CouponFileError) as info:
+        parse_header("f.csv", line)
+    return str(info.value)
+
+
+def test_a_header_with_nul_bytes_is_not_taken_for_a_csv() -> None:
+    assert header_error(b"mobile,\x00code\n") == "f.csv: row 1 contains NUL bytes: is this a CSV of coupon codes?"
+
+
+def test_a_header_that_is_not_utf8_asks_for_utf8() -> None:
+    assert header_error(b"mobile,c\xf6de\n") == "f.csv: row 1 is not valid UTF-8 text. Save the file as UTF-8."
+
+
+def test_a_header_with_an_unclosed_quote_names_row_one() -> None:
+    assert header_error(b'mobile,"code\n') == (
+        "f.csv: row 1 opens a quoted field that is never closed. Close the quote."
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "cells", "hinted"),
+    [
+        (b"mobile;code\n", ["mobile;code"], True),
+        (b"mobile\tcode\n", ["mobile\tcode"], True),
+        (b"code\n", ["code"], False),
+        (b'"mo""bile",code\r\n', ['mo"bile', "code"], False),
+        (b"mobile;x,code\n", ["mobile;x", "code"], False),
+    ],
+    ids=["semicolon", "tab", "one-column", "quoted", "semicolon-in-a-cell"],
+)
+def test_the_header_cells_and_a_delimiter_hint_for_one_column_with_semicolons_or_tabs(
+    line: bytes, cells: list[str], hinted: bool
+) -> None:
+    hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
+    assert parse_header("f.csv", line) == (cells, hint if hinted else "")
+
+
+@pytest.mark.parametrize(
+    ("identifier", "column", "problem"),
+    [
+        (
+            IdentifierType.NOT_TAGGED,
+            0,
+            "customer_identifier_column must be None for NOT_TAGGED (the file holds only codes).",
+        ),
+        (
+            IdentifierType.MOBILE,
+            None,
+            "pass customer_identifier_column (0-based) to say which column holds the MOBILE.",
+        ),
+        (IdentifierType.MOBILE, -1, "customer_identifier_column must be 0 or more, not -1."),
+        (
+            IdentifierType.MOBILE,
+            2,
+            "customer_identifier_column 2 is out of range: the header has 2 column(s) (0-based indexes 0 to 1). HINT",
+        ),
+    ],
+    ids=["not-tagged-with-column", "no-column", "negative", "out-of-range"],
+)
+def test_coupon_rows_refuse_a_column_that_cannot_hold_the_identifier(
+    identifier: IdentifierType, column: int | None, problem: str
+) -> None:
+    with pytest.raises(CouponFileError) as info:
+        CouponRows(identifier, column).bind("f.csv", ["mobile", "code"], " HINT")
+    assert str(info.value) == f"f.csv: {problem}"
+
+
+def coupon_problems(*rows: list[str], column: int = 0) -> str:
+    rules, problems = CouponRows(IdentifierType.MOBILE, column), Problems("f.csv")
+    for number, row in enumerate(rows, start=2):
+        rules.check(row, number, problems, lambda index: f"column {index + 1}")
+    with pytest.raises(CouponFileError) as info:
+        problems.raise_if_any()
+    return str(info.value)
+
+
+def test_coupon_rows_name_each_problem_its_column_rows_and_fix() -> None:
+    assert coupon_problems(
+        ["919800000001", " "], ["919800000001", "A\nB"], ["919800000001", "A\rB"], ["12345", "C1"], ["919800000001", ""]
+    ) == (
+        "f.csv: 2 rows have an empty coupon code in column 2: rows 2, 6. Remove those rows or fill in a code.\n"
+        "f.csv: 2 rows have a coupon code containing a line break in column 2: rows 3, 4. A coupon code is one "
+        "line: remove the line breaks inside the quoted codes.\n"
+        f"f.csv: 1 row has an invalid MOBILE identifier in column 1: row 5. {ID_FIXES[IdentifierType.MOBILE]}: fix "
+        "or remove those rows, or check customer_identifier_column and customer_identifier."
+    )
+
+
+def test_problems_keep_the_first_problem_of_each_bad_row_only_when_asked() -> None:
+    kept, counted = Problems("f.csv", keep_rows=True), Problems("f.csv")
+    for problems in (kept, counted):
+        problems.add("a", "first", "fix", 3)
+        problems.add("b", "second", "fix", 3)
+    assert (kept.bad_rows, counted.bad_rows) == ({3: "first"}, {})
+
+
+def test_problems_name_rows_as_the_users_file_does_and_count_past_ten_examples() -> None:
+    problems = Problems("f.csv", row_offset=1)
+    for row in range(2, 15):
+        problems.add("a", "a problem", "Fix it.", row)
+    with pytest.raises(CouponFileError) as info:
+        problems.raise_if_any()
+    assert str(info.value) == "f.csv: 13 rows have a problem: rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 3 more. Fix it."
