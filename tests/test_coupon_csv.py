@@ -575,3 +575,12 @@ def test_problems_name_rows_as_the_users_file_does_and_count_past_ten_examples()
     with pytest.raises(CouponFileError) as info:
         problems.raise_if_any()
     assert str(info.value) == "f.csv: 13 rows have a problem: rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 3 more. Fix it."
+
+
+def test_dates_that_are_not_digits_and_dates_too_long_are_counted_as_one_problem() -> None:
+    assert redeemed_problems(
+        ["919800000001", "CODE1", "yesterday", "t"], ["919800000001", "CODE1", "17645472000000", "t"]
+    ) == (
+        "f.csv: 2 rows have a redemption date that is not epoch milliseconds in column 3: rows 2, 3. Give "
+        "redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000."
+    )
