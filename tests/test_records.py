@@ -172,8 +172,10 @@ def test_unquote_drops_the_enclosing_quotes_and_undoubles_the_inner_ones(field: 
         (b"a\r\nb\n\r\n", 7, 5),
         (b"\n\n", 2, 0),
         (b"a\n\n\nb\n", 3, 2),
+        (b"a\r\n\r\nb\n", 5, 3),
+        (b"\n\r\nX", 3, 0),
     ],
-    ids=["no-blank-tail", "lf", "crlf", "lf-then-crlf", "only-blank", "cut-inside"],
+    ids=["no-blank-tail", "lf", "crlf", "lf-then-crlf", "only-blank", "cut-inside", "crlf-cut-inside", "crlf-at-start"],
 )
 def test_keep_blank_tail_moves_the_cut_before_trailing_empty_lines(buf: bytes, cut: int, kept: int) -> None:
     assert keep_blank_tail(buf, cut) == kept
