@@ -4,7 +4,7 @@ import csv
 import gzip
 import io
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -20,9 +20,16 @@ from capillary_provider.coupon_file import (
     scan_coupon_file,
     scan_file,
 )
-from capillary_provider.coupon_file.rows import Describe, Problems
+from capillary_provider.coupon_file.rows import (
+    COUPON_KEYS,
+    Describe,
+    Problems,
+    RedeemedRows,
+    header_key,
+    parse_header,
+)
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.identifiers import IdentifierType
+from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
 
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
@@ -412,3 +419,247 @@ def test_skipped_rows_are_the_same_with_and_without_the_fast_checks(
         return scan_file(io.BytesIO(data), name="coupons.csv", rules=rules, skip_invalid=True, chunk_size=chunk_size)
 
     assert plan_of(CouponRows(IdentifierType.MOBILE, 0)) == plan_of(RecordByRecord(IdentifierType.MOBILE, 0))
+
+
+# -- redeemed-coupon rows: the header map and the row checks (rows.RedeemedRows) ---------------------------
+
+
+def redeemed_rules(
+    headers: dict[str, Any] | None = None,
+    identifier: IdentifierType = IdentifierType.MOBILE,
+    coupon: CouponIdentifier = CouponIdentifier.COUPON_CODE,
+) -> RedeemedRows:
+    return RedeemedRows(identifier, coupon, headers)
+
+
+def bind_error(rules: RedeemedRows, header: list[str], hint: str = "") -> str:
+    with pytest.raises(CouponFileError) as info:
+        rules.bind("f.csv", header, hint)
+    return str(info.value)
+
+
+def test_header_cells_name_their_key_whatever_the_case_spaces_or_separators() -> None:
+    cells = ["couponCode", "coupon_code", "Coupon Code", "coupon-code", "redeemed date in millis", "Bill Number", "x"]
+    assert [header_key(cell) for cell in cells] == [*["couponCode"] * 4, "redeemedDateInMillis", "billNumber", None]
+
+
+def test_the_header_row_maps_each_key_to_its_first_column() -> None:
+    rules = redeemed_rules()
+    rules.bind("f.csv", ["mobile", "coupon_code", "Redeemed Date In Millis", "redeemedAt", "billId", "Mobile"], "")
+    assert rules.headers == {"mobile": 0, "couponCode": 1, "redeemedDateInMillis": 2, "redeemedAt": 3, "billId": 4}
+
+
+def test_a_header_row_without_the_required_keys_names_them_with_their_labels() -> None:
+    rules = redeemed_rules(identifier=IdentifierType.EMAIL, coupon=CouponIdentifier.COUPON_ID)
+    assert bind_error(rules, ["name", "code", "redeemedDateInMillis"], " HINT") == (
+        "f.csv: no column for email, couponId, redeemedAt in the header row (name, code, redeemedDateInMillis). "
+        "Name the columns email (or 'email'); couponId (or 'coupon id'); redeemedAt (or 'redeemed at') in the "
+        "header row, or pass upload_headers={key: column}. HINT"
+    )
+
+
+def test_upload_headers_with_unknown_keys_list_the_keys_there_are() -> None:
+    assert bind_error(redeemed_rules({"mobile": 0, "zzz": 1, "nope": 1}), ["a", "b"]) == (
+        "f.csv: upload_headers has unknown keys ['nope', 'zzz']: the keys are mobile, email, externalId, userId, "
+        "couponCode, couponId, redeemedDateInMillis, redeemedAt, billId, billNumber, details."
+    )
+
+
+def test_upload_headers_outside_the_files_columns_are_named() -> None:
+    headers = {"mobile": 0, "couponCode": 2, "redeemedAt": -1, "billId": "1", "details": 1}
+    assert bind_error(redeemed_rules(headers), ["a", "b"], " HINT") == (
+        "f.csv: upload_headers points outside the file's 2 columns: {'couponCode': 2, 'redeemedAt': -1, "
+        "'billId': '1'} (0-based indexes 0 to 1). HINT"
+    )
+
+
+def test_upload_headers_without_the_required_keys_say_so() -> None:
+    assert bind_error(redeemed_rules({"mobile": 0, "couponCode": 1}), ["a", "b"]).startswith(
+        "f.csv: no column for redeemedDateInMillis, redeemedAt in upload_headers. "
+    )
+
+
+def test_given_upload_headers_are_sent_as_given_and_not_shared() -> None:
+    given = {"redeemedAt": 0, "mobile": 1, "couponCode": 2, "redeemedDateInMillis": 3}
+    rules = redeemed_rules(given)
+    rules.bind("f.csv", ["till", "m", "c", "d"], "")
+    given["mobile"] = 3
+    assert rules.headers == {"redeemedAt": 0, "mobile": 1, "couponCode": 2, "redeemedDateInMillis": 3}
+
+
+def redeemed_problems(*rows: list[str], coupon: CouponIdentifier = CouponIdentifier.COUPON_CODE) -> str | None:
+    """The error the rows ``[mobile, coupon, date, till]`` (rows 2, 3, ...) raise, None if they are valid."""
+    rules = redeemed_rules(coupon=coupon)
+    rules.bind("f.csv", ["mobile", COUPON_KEYS[coupon], "redeemedDateInMillis", "redeemedAt"], "")
+    problems = Problems("f.csv")
+    for number, row in enumerate(rows, start=2):
+        rules.check(row, number, problems, lambda index: f"column {index + 1}")
+    try:
+        problems.raise_if_any()
+    except CouponFileError as exc:
+        return str(exc)
+    return None
+
+
+VALID_REDEMPTION = ["919800000001", "CODE1", "1764547200000", "till-1"]
+
+
+@pytest.mark.parametrize("date", ["1764547200000", " 10000000000 ", "1000000000000"], ids=["13", "11", "13b"])
+def test_a_redemption_with_epoch_milliseconds_and_a_till_is_valid(date: str) -> None:
+    assert redeemed_problems(["919800000001", "CODE1", date, "till-1"]) is None
+
+
+@pytest.mark.parametrize(
+    ("date", "problem"),
+    [
+        ("yesterday", "a redemption date that is not epoch milliseconds in column 3: row 2. Give"),
+        ("1764547200", "a redemption date that looks like seconds, not milliseconds, in column 3: row 2. Multiply"),
+        ("17645472000000", "a redemption date that is not epoch milliseconds in column 3: row 2. Give"),
+    ],
+    ids=["not-digits", "seconds", "too-long"],
+)
+def test_a_redemption_date_that_is_not_epoch_milliseconds_is_a_problem(date: str, problem: str) -> None:
+    assert redeemed_problems(["919800000001", "CODE1", date, "till-1"]) == f"f.csv: 1 row has {problem}" + (
+        " redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000."
+        if problem.endswith("Give")
+        else " epoch seconds by 1000: redeemedDateInMillis is in milliseconds."
+    )
+
+
+def test_an_empty_till_is_a_problem() -> None:
+    assert redeemed_problems(["919800000001", "CODE1", "1764547200000", "  "]) == (
+        "f.csv: 1 row has an empty redeemedAt (till) in column 4: row 2. Fill in the till id."
+    )
+
+
+def test_an_invalid_customer_or_coupon_id_is_a_problem_of_its_own_column() -> None:
+    message = redeemed_problems(
+        ["919800000001", "123", "1764547200000", "t"],
+        ["12345", "123", "1764547200000", "t"],
+        ["919800000001", "A1", "1764547200000", "t"],
+        coupon=CouponIdentifier.COUPON_ID,
+    )
+    assert message == (
+        "f.csv: 1 row has an invalid MOBILE in column 1: row 3. "
+        f"{ID_FIXES[IdentifierType.MOBILE]}: fix or remove those rows.\n"
+        "f.csv: 1 row has an invalid COUPON_ID in column 2: row 4. A coupon id is made of digits only: fix or "
+        "remove those rows."
+    )
+
+
+# -- coupon rows, the header and the problem collector, one function at a time -----------------------------
+
+
+def header_error(line: bytes) -> str:
+    with pytest.raises(CouponFileError) as info:
+        parse_header("f.csv", line)
+    return str(info.value)
+
+
+def test_a_header_with_nul_bytes_is_not_taken_for_a_csv() -> None:
+    assert header_error(b"mobile,\x00code\n") == "f.csv: row 1 contains NUL bytes: is this a CSV of coupon codes?"
+
+
+def test_a_header_that_is_not_utf8_asks_for_utf8() -> None:
+    assert header_error(b"mobile,c\xf6de\n") == "f.csv: row 1 is not valid UTF-8 text. Save the file as UTF-8."
+
+
+def test_a_header_with_an_unclosed_quote_names_row_one() -> None:
+    assert header_error(b'mobile,"code\n') == (
+        "f.csv: row 1 opens a quoted field that is never closed. Close the quote."
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "cells", "hinted"),
+    [
+        (b"mobile;code\n", ["mobile;code"], True),
+        (b"mobile\tcode\n", ["mobile\tcode"], True),
+        (b"code\n", ["code"], False),
+        (b'"mo""bile",code\r\n', ['mo"bile', "code"], False),
+        (b"mobile;x,code\n", ["mobile;x", "code"], False),
+    ],
+    ids=["semicolon", "tab", "one-column", "quoted", "semicolon-in-a-cell"],
+)
+def test_the_header_cells_and_a_delimiter_hint_for_one_column_with_semicolons_or_tabs(
+    line: bytes, cells: list[str], hinted: bool
+) -> None:
+    hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
+    assert parse_header("f.csv", line) == (cells, hint if hinted else "")
+
+
+@pytest.mark.parametrize(
+    ("identifier", "column", "problem"),
+    [
+        (
+            IdentifierType.NOT_TAGGED,
+            0,
+            "customer_identifier_column must be None for NOT_TAGGED (the file holds only codes).",
+        ),
+        (
+            IdentifierType.MOBILE,
+            None,
+            "pass customer_identifier_column (0-based) to say which column holds the MOBILE.",
+        ),
+        (IdentifierType.MOBILE, -1, "customer_identifier_column must be 0 or more, not -1."),
+        (
+            IdentifierType.MOBILE,
+            2,
+            "customer_identifier_column 2 is out of range: the header has 2 column(s) (0-based indexes 0 to 1). HINT",
+        ),
+    ],
+    ids=["not-tagged-with-column", "no-column", "negative", "out-of-range"],
+)
+def test_coupon_rows_refuse_a_column_that_cannot_hold_the_identifier(
+    identifier: IdentifierType, column: int | None, problem: str
+) -> None:
+    with pytest.raises(CouponFileError) as info:
+        CouponRows(identifier, column).bind("f.csv", ["mobile", "code"], " HINT")
+    assert str(info.value) == f"f.csv: {problem}"
+
+
+def coupon_problems(*rows: list[str], column: int = 0) -> str:
+    rules, problems = CouponRows(IdentifierType.MOBILE, column), Problems("f.csv")
+    for number, row in enumerate(rows, start=2):
+        rules.check(row, number, problems, lambda index: f"column {index + 1}")
+    with pytest.raises(CouponFileError) as info:
+        problems.raise_if_any()
+    return str(info.value)
+
+
+def test_coupon_rows_name_each_problem_its_column_rows_and_fix() -> None:
+    assert coupon_problems(
+        ["919800000001", " "], ["919800000001", "A\nB"], ["919800000001", "A\rB"], ["12345", "C1"], ["919800000001", ""]
+    ) == (
+        "f.csv: 2 rows have an empty coupon code in column 2: rows 2, 6. Remove those rows or fill in a code.\n"
+        "f.csv: 2 rows have a coupon code containing a line break in column 2: rows 3, 4. A coupon code is one "
+        "line: remove the line breaks inside the quoted codes.\n"
+        f"f.csv: 1 row has an invalid MOBILE identifier in column 1: row 5. {ID_FIXES[IdentifierType.MOBILE]}: fix "
+        "or remove those rows, or check customer_identifier_column and customer_identifier."
+    )
+
+
+def test_problems_keep_the_first_problem_of_each_bad_row_only_when_asked() -> None:
+    kept, counted = Problems("f.csv", keep_rows=True), Problems("f.csv")
+    for problems in (kept, counted):
+        problems.add("a", "first", "fix", 3)
+        problems.add("b", "second", "fix", 3)
+    assert (kept.bad_rows, counted.bad_rows) == ({3: "first"}, {})
+
+
+def test_problems_name_rows_as_the_users_file_does_and_count_past_ten_examples() -> None:
+    problems = Problems("f.csv", row_offset=1)
+    for row in range(2, 15):
+        problems.add("a", "a problem", "Fix it.", row)
+    with pytest.raises(CouponFileError) as info:
+        problems.raise_if_any()
+    assert str(info.value) == "f.csv: 13 rows have a problem: rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 3 more. Fix it."
+
+
+def test_dates_that_are_not_digits_and_dates_too_long_are_counted_as_one_problem() -> None:
+    assert redeemed_problems(
+        ["919800000001", "CODE1", "yesterday", "t"], ["919800000001", "CODE1", "17645472000000", "t"]
+    ) == (
+        "f.csv: 2 rows have a redemption date that is not epoch milliseconds in column 3: rows 2, 3. Give "
+        "redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000."
+    )

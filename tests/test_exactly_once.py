@@ -7,7 +7,9 @@ uploading, the operator looks for a job of the series carrying that name and att
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import io
 import json
 import os
 import signal
@@ -16,11 +18,22 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from capillary_provider.exceptions import CapillaryApiError
+from capillary_provider.coupon_file import BatchReader
+from capillary_provider.coupon_file.scan import Batch, FilePlan
+from capillary_provider.exceptions import CapillaryApiError, CapillaryUploadOutcomeUnknown, CouponUploadAborted
+from capillary_provider.jobs import UploadJob
+from capillary_provider.kinds import COUPON, REDEEMED_COUPON
+from capillary_provider.operators._exactly_once import (
+    UNCERTAIN_UPLOAD_ATTEMPTS,
+    UNCERTAIN_UPLOAD_RECHECK_SECONDS,
+    BatchUploads,
+)
+from capillary_provider.operators._files import PreparedFile
 from capillary_provider.operators.coupon_upload import batch_file_name
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
@@ -34,6 +47,7 @@ from tests.faultkit import (
     run_operator,
     upload_calls,
 )
+from tests.recording_log import RecordingLog
 
 SERIES = 6200
 BOUND = 60.0
@@ -293,3 +307,195 @@ def test_task_retry_after_a_deferred_wait_attaches_to_the_same_jobs(
     second = run_operator(make_operator(coupons, SERIES, batch_size=10, deferrable=True), context)
     assert second["job_ids"] == first["job_ids"]
     assert_one_job_per_batch(capillary_conn, context)
+
+
+# -- the upload loop without a sandbox (BatchUploads with a fake hook) --------------------------------------
+
+
+class ListingHook:
+    """Just what :class:`BatchUploads` asks of a hook: the series' job listings (one per call) and ``aborted``."""
+
+    def __init__(self, *listings: list[UploadJob], aborted: bool = False) -> None:
+        self.listings = list(listings)
+        self.aborted = aborted
+        self.listed: list[tuple[str, Any]] = []
+
+    def get_upload_jobs(self, series_id: str, kind: Any) -> list[UploadJob]:
+        self.listed.append((series_id, kind))
+        return self.listings.pop(0) if self.listings else []
+
+
+DATA = b"9198,C1\n9199,C2\n9200,C3\n"
+HEADER = b"mobile,code\n"
+
+
+def prepared_file(parts: int = 3) -> PreparedFile:
+    """A file of ``parts`` one-row batches (rows 8 bytes each), named ``b1.csv``, ``b2.csv``..."""
+    batches = tuple(Batch(part, 8 * (part - 1), 8 * part, 1, part + 1) for part in range(1, parts + 1))
+    plan = FilePlan("coupons.csv", HEADER, 2, parts, batches, len(DATA))
+    source = SimpleNamespace(for_upload=lambda: contextlib.nullcontext(io.BytesIO(DATA)))
+    return PreparedFile("coupons.csv", None, source, plan, [f"b{part}.csv" for part in range(1, parts + 1)])  # type: ignore[arg-type]
+
+
+def job(job_id: int, name: str) -> UploadJob:
+    return UploadJob(job_id=job_id, status="IN_PROGRESS", uploaded_file_name=name)
+
+
+class Uploader:
+    """An ``upload_batch`` that reads each body whole, records it, and fails with ``failures`` first."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures = list(failures)
+        self.bodies: list[tuple[str, str, bytes]] = []
+
+    def __call__(self, series_id: str, body: BatchReader, name: str) -> UploadJob:
+        self.bodies.append((series_id, name, body.read()))
+        if self.failures:
+            raise self.failures.pop(0)
+        return job(100 + len(self.bodies), name)
+
+
+def unknown(name: str = "b1.csv") -> CapillaryUploadOutcomeUnknown:
+    return CapillaryUploadOutcomeUnknown("connection lost after the body", file_name=name)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The recheck pauses taken (none is slept)."""
+    taken: list[float] = []
+    monkeypatch.setattr("capillary_provider.operators._exactly_once.time.sleep", taken.append)
+    return taken
+
+
+def test_run_lists_the_series_once_with_the_kind_and_uploads_only_the_batches_not_listed(pauses: list[float]) -> None:
+    hook, upload = ListingHook([job(7, "b2.csv")]), Uploader()
+    jobs = BatchUploads(hook, REDEEMED_COUPON, upload, RecordingLog()).run("6200", [prepared_file()], lambda _: None)  # type: ignore[arg-type]
+    assert hook.listed == [("6200", REDEEMED_COUPON)]
+    assert [(series, name) for series, name, _ in upload.bodies] == [("6200", "b1.csv"), ("6200", "b3.csv")]
+    assert [(j.job_id, j.uploaded_file_name) for j in jobs] == [(101, "b1.csv"), (7, "b2.csv"), (102, "b3.csv")]
+
+
+def test_each_batch_body_is_the_header_then_its_own_rows(pauses: list[float]) -> None:
+    upload = Uploader()
+    BatchUploads(ListingHook(), COUPON, upload, RecordingLog()).run("1", [prepared_file()], lambda _: None)  # type: ignore[arg-type]
+    assert [body for _, _, body in upload.bodies] == [
+        HEADER + b"9198,C1\n",
+        HEADER + b"9199,C2\n",
+        HEADER + b"9200,C3\n",
+    ]
+
+
+def test_accepted_is_told_the_growing_list_after_each_batch(pauses: list[float]) -> None:
+    told: list[list[str | None]] = []
+    uploads = BatchUploads(ListingHook([job(7, "b1.csv")]), COUPON, Uploader(), RecordingLog())  # type: ignore[arg-type]
+    uploads.run("1", [prepared_file()], lambda accepted: told.append([j.uploaded_file_name for j in accepted]))
+    assert told == [["b1.csv"], ["b1.csv", "b2.csv"], ["b1.csv", "b2.csv", "b3.csv"]]
+
+
+def test_a_second_run_starts_with_no_accepted_batches(pauses: list[float]) -> None:
+    uploads = BatchUploads(ListingHook(), COUPON, Uploader(), RecordingLog())  # type: ignore[arg-type]
+    uploads.run("1", [prepared_file(1)], lambda _: None)
+    assert [j.uploaded_file_name for j in uploads.run("1", [prepared_file(2)], lambda _: None)] == ["b1.csv", "b2.csv"]
+
+
+def test_run_logs_which_batch_it_attaches_to_and_which_it_uploads(pauses: list[float]) -> None:
+    log = RecordingLog()
+    BatchUploads(ListingHook([job(7, "b1.csv")]), COUPON, Uploader(), log).run("1", [prepared_file(2)], lambda _: None)  # type: ignore[arg-type]
+    assert log.messages == [
+        "Batch 1 is already in Capillary as job 7 (b1.csv): not uploading it again",
+        "Uploading batch 2 of 2: 1 rows as b2.csv",
+    ]
+
+
+def test_each_uploaded_batch_is_counted_in_the_metrics(pauses: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        "capillary_provider.operators._exactly_once.metrics.batch_uploaded",
+        lambda kind, rows, size, seconds: counted.append((kind, rows, size)) if 0 <= seconds < BOUND else None,
+    )
+    BatchUploads(ListingHook([job(7, "b1.csv")]), REDEEMED_COUPON, Uploader(), RecordingLog()).run(  # type: ignore[arg-type]
+        "1", [prepared_file(2)], lambda _: None
+    )
+    assert counted == [(REDEEMED_COUPON.name, 1, len(HEADER) + 8)]
+
+
+def test_no_batch_is_uploaded_once_the_hook_is_aborted(pauses: list[float]) -> None:
+    upload = Uploader()
+    with pytest.raises(
+        CouponUploadAborted,
+        match=r"^Upload stopped before batch 1: the task was killed\. "
+        r"Batches already accepted: none$",
+    ):
+        BatchUploads(ListingHook(aborted=True), COUPON, upload, RecordingLog()).run(
+            "1", [prepared_file()], lambda _: None
+        )  # type: ignore[arg-type]
+    assert upload.bodies == []
+
+
+def test_an_aborted_upload_names_the_accepted_batches_and_the_batch_a_rerun_looks_for(pauses: list[float]) -> None:
+    uploads = BatchUploads(
+        ListingHook([job(7, "b1.csv")]), COUPON, Uploader(CouponUploadAborted("cut")), RecordingLog()
+    )  # type: ignore[arg-type]
+    with pytest.raises(CouponUploadAborted) as raised:
+        uploads.run("1", [prepared_file()], lambda _: None)
+    assert str(raised.value) == (
+        "cut. Batches already accepted: b1.csv (job 7); a rerun attaches to them and looks for b2.csv before "
+        "uploading it again"
+    )
+    assert isinstance(raised.value.__cause__, CouponUploadAborted)
+
+
+def test_accepted_text_lists_every_accepted_batch_with_its_job() -> None:
+    uploads = BatchUploads(ListingHook(), COUPON, Uploader(), RecordingLog())  # type: ignore[arg-type]
+    uploads.accepted = [job(7, "b1.csv"), job(8, "b2.csv")]
+    assert uploads.accepted_text() == "b1.csv (job 7), b2.csv (job 8)"
+
+
+def test_a_lost_answer_whose_batch_is_listed_is_attached_to_not_sent_again(pauses: list[float]) -> None:
+    hook, upload, log = ListingHook([], [job(9, "b1.csv")]), Uploader(unknown()), RecordingLog()
+    jobs = BatchUploads(hook, REDEEMED_COUPON, upload, log).run("6200", [prepared_file(1)], lambda _: None)  # type: ignore[arg-type]
+    assert [(j.job_id, len(upload.bodies)) for j in jobs] == [(9, 1)]
+    assert hook.listed == [("6200", REDEEMED_COUPON), ("6200", REDEEMED_COUPON)]
+    assert pauses == [UNCERTAIN_UPLOAD_RECHECK_SECONDS] == [2.0]
+    assert log.messages[1:] == [
+        "connection lost after the body; checking whether Capillary has b1.csv",
+        "Capillary has b1.csv as job 9: not uploading it again",
+    ]
+
+
+def test_a_lost_answer_whose_batch_is_not_listed_is_sent_again_from_its_start(pauses: list[float]) -> None:
+    upload = Uploader(unknown())
+    jobs = BatchUploads(ListingHook(), COUPON, upload, RecordingLog()).run("1", [prepared_file(1)], lambda _: None)  # type: ignore[arg-type]
+    assert [body for _, _, body in upload.bodies] == [HEADER + b"9198,C1\n"] * 2
+    assert [j.job_id for j in jobs] == [102]
+
+
+def test_an_upload_whose_answer_is_lost_every_time_fails_after_three_attempts(pauses: list[float]) -> None:
+    hook, upload = ListingHook(), Uploader(unknown(), unknown(), unknown(), unknown())
+    with pytest.raises(CapillaryUploadOutcomeUnknown):
+        BatchUploads(hook, COUPON, upload, RecordingLog()).run("1", [prepared_file(1)], lambda _: None)  # type: ignore[arg-type]
+    assert (len(upload.bodies), len(hook.listed), len(pauses)) == (UNCERTAIN_UPLOAD_ATTEMPTS, 3, 2) == (3, 3, 2)
+
+
+def test_a_lost_answer_after_the_hook_was_aborted_is_not_looked_for(pauses: list[float]) -> None:
+    hook = ListingHook()
+
+    def upload_then_abort(series_id: str, body: BatchReader, name: str) -> UploadJob:
+        hook.aborted = True
+        raise unknown()
+
+    with pytest.raises(CapillaryUploadOutcomeUnknown):
+        BatchUploads(hook, COUPON, upload_then_abort, RecordingLog()).run("1", [prepared_file(1)], lambda _: None)  # type: ignore[arg-type]
+    assert (len(hook.listed), pauses) == (1, [])
+
+
+def test_accepted_text_is_none_before_the_first_run() -> None:
+    assert BatchUploads(ListingHook(), COUPON, Uploader(), RecordingLog()).accepted_text() == "none"  # type: ignore[arg-type]
+
+
+def test_a_file_whose_names_do_not_match_its_batches_uploads_nothing_unnamed(pauses: list[float]) -> None:
+    prepared, upload = prepared_file(), Uploader()
+    prepared.names = prepared.names[:2]
+    with pytest.raises(ValueError, match="zip"):
+        BatchUploads(ListingHook(), COUPON, upload, RecordingLog()).run("1", [prepared], lambda _: None)  # type: ignore[arg-type]
+    assert [name for _, name, _ in upload.bodies] == ["b1.csv", "b2.csv"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
@@ -23,11 +26,14 @@ from capillary_provider.exceptions import (
     CapillaryConfigError,
     CapillaryError,
     CapillaryPermanentApiError,
+    CapillaryTransientError,
     CapillaryUploadOutcomeUnknown,
+    CouponUploadAborted,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob, UploadStatus
 from tests.conftest import FakeClock, RecordingFile
+from tests.recording_log import RecordingLog
 
 API = "https://api.example.com"
 COUPONS = "https://coupons.example.com"
@@ -1041,3 +1047,433 @@ def test_connection_form_strings_set_the_proxy_and_timeouts(monkeypatch: pytest.
     CapillaryHook().get_token()
     assert m.last_request.proxies == {"http": "http://proxy.example:3128", "https": "http://proxy.example:3128"}
     assert m.last_request.timeout == (5.0, 60.0)
+
+
+# -- transport: the upload body, the adapter, errors and retries, one function at a time ------------------
+
+
+def progress_reader(
+    data: bytes = b"0123456789", length: int | None = None, aborted: threading.Event | None = None
+) -> tuple[transport_module.ProgressReader, list[tuple[int, int, float]]]:
+    reports: list[tuple[int, int, float]] = []
+    reader = transport_module.ProgressReader(
+        io.BytesIO(data), len(data) if length is None else length, lambda *report: reports.append(report), aborted
+    )
+    return reader, reports
+
+
+def test_progress_reader_length_is_the_bytes_still_to_send() -> None:
+    reader, _ = progress_reader()
+    reader.read(4)
+    assert len(reader) == 6
+
+
+def test_progress_is_reported_once_per_interval_with_bytes_sent_and_elapsed_time(clock: FakeClock) -> None:
+    reader, reports = progress_reader()
+    for now in (1000.0, 1009.9, 1010.0, 1019.9, 1020.0):
+        clock.now = now
+        reader.read(2)
+    assert reports == [(6, 10, 10.0), (10, 10, 20.0)]
+
+
+def test_an_aborted_upload_stops_at_its_next_read() -> None:
+    aborted = threading.Event()
+    reader, _ = progress_reader(aborted=aborted)
+    reader.read(3)
+    aborted.set()
+    with pytest.raises(CouponUploadAborted, match=r"^Upload aborted after 3 of 10 bytes: the task was killed$"):
+        reader.read(3)
+
+
+def test_a_file_shorter_than_announced_fails_instead_of_being_read_forever() -> None:
+    reader, _ = progress_reader(b"01234", length=10)
+    reader.read(5)
+    assert reader.read(0) == b""
+    with pytest.raises(CapillaryError, match=r"^The file ended after 5 of the 10 bytes announced$"):
+        reader.read(5)
+
+
+def test_reading_past_the_end_of_a_complete_body_is_not_an_error() -> None:
+    reader, _ = progress_reader()
+    reader.read(10)
+    assert reader.read(5) == b""
+
+
+def test_adapter_connections_send_bodies_in_upload_blocks() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    for url in ("http://example.com", "https://example.com"):
+        conn = adapter.poolmanager.connection_from_url(url)._get_conn()
+        assert conn.blocksize == transport_module.UPLOAD_BLOCK_SIZE
+
+
+def test_adapter_pools_remember_the_connections_they_lend_until_given_back() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    for url in ("http://example.com", "https://example.com"):
+        pool = adapter.poolmanager.connection_from_url(url)
+        conn = pool._get_conn()
+        assert conn in adapter._lent
+        pool._put_conn(conn)
+        pool._put_conn(None)  # what urllib3 hands back for a connection it dropped
+        assert conn not in adapter._lent
+        assert pool._get_conn() is conn  # kept for the next request
+
+
+def test_shutdown_in_flight_cuts_both_directions_of_every_lent_connection() -> None:
+    adapter = transport_module.LargeBlockAdapter()
+    pool = adapter.poolmanager.connection_from_url("http://example.com")
+    ours, theirs = socket.socketpair()
+    closed, _ = socket.socketpair()
+    closed.close()
+    cut, idle, gone = pool._get_conn(), pool._get_conn(), pool._get_conn()
+    cut.sock, idle.sock, gone.sock = ours, None, closed
+    try:
+        for end in (ours, theirs):
+            end.settimeout(5)
+        adapter.shutdown_in_flight()
+        assert (theirs.recv(1), ours.recv(1)) == (b"", b"")
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def raising_session(exc: Exception) -> Any:
+    def request(*args: Any, **kwargs: Any) -> requests.Response:
+        raise exc
+
+    return SimpleNamespace(request=request)
+
+
+WRONG_VERSION = requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)")
+
+
+def test_https_to_a_plain_http_server_named_by_a_bare_host_is_a_configuration_error() -> None:
+    with pytest.raises(CapillaryConfigError) as info:
+        transport_module.send(raising_session(WRONG_VERSION), "GET", "https://sandbox:8080/v3/x", bare_host=True)
+    assert str(info.value) == (
+        "sandbox:8080 answered plain HTTP to an https request. A bare host name means https: write the host as "
+        "http://sandbox:8080 in the connection if it really serves plain HTTP (a local sandbox), or check the port."
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "bare_host"),
+    [(WRONG_VERSION, False), (requests.exceptions.SSLError("certificate verify failed"), True)],
+    ids=["full-url", "other-ssl-error"],
+)
+def test_other_tls_failures_are_transient_and_name_the_call(exc: Exception, bare_host: bool) -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(exc), "GET", "https://sandbox:8080/v3/x", bare_host=bare_host)
+    assert info.value.api_message == f"GET https://sandbox:8080/v3/x failed: SSLError: {exc}"
+
+
+def test_a_request_error_is_transient_names_the_call_and_may_have_reached_the_server() -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(requests.ConnectionError("reset")), "POST", "https://h/u", bare_host=True)
+    assert (info.value.api_message, info.value.reached_server) == (
+        "POST https://h/u failed: ConnectionError: reset",
+        True,
+    )
+
+
+def test_a_connection_error_without_details_may_have_reached_the_server() -> None:
+    with pytest.raises(CapillaryTransientError) as info:
+        transport_module.send(raising_session(requests.ConnectionError()), "POST", "https://h/u", bare_host=True)
+    assert info.value.reached_server is True
+
+
+def answer(status: int, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def test_only_a_429_answer_is_counted_as_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[str] = []
+    monkeypatch.setattr(transport_module.metrics, "count", lambda name, *args: counted.append(name))
+    transport_module.transient_answer("busy", answer(503))
+    assert counted == []
+    error = transport_module.transient_answer("slow down", answer(429, {"Retry-After": "3"}))
+    assert counted == [transport_module.metrics.THROTTLED]
+    assert (error.api_message, error.http_status, error.retry_after) == ("slow down", 429, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("0", 0.0), ("-3", 0.0), ("2.5", 2.5), ("Wed, 21 Oct 2026 07:28:00 GMT", None), (None, None)],
+)
+def test_retry_after_is_seconds_never_below_zero_and_none_for_a_date(header: str | None, seconds: float | None) -> None:
+    assert transport_module.retry_after(answer(429, {"Retry-After": header} if header else {})) == seconds
+
+
+def test_base_url_drops_spaces_and_trailing_slashes() -> None:
+    assert transport_module.base_url(" api.example.com/ ") == "https://api.example.com"
+    assert transport_module.base_url("http://SANDBOX//") == "http://SANDBOX"
+
+
+def always_down() -> None:
+    raise CapillaryTransientError("down", status_code=503)
+
+
+def test_backoff_starts_between_one_and_two_seconds_and_is_capped_by_max_wait(sleeps: list[float]) -> None:
+    with pytest.raises(CapillaryTransientError):
+        transport_module.retrying(
+            always_down, when=transport_module.is_transient, attempts=5, max_wait=3, log=RecordingLog()
+        )
+    assert 1 <= sleeps[0] < 2 <= sleeps[1] <= 3
+    assert sleeps[2:] == [3.0, 3.0]
+
+
+def test_each_retry_is_logged_with_the_error_the_attempt_and_the_pause(sleeps: list[float]) -> None:
+    error = CapillaryTransientError("slow down", status_code=429, retry_after=0.5)
+    calls = iter([error])
+
+    def once_throttled() -> str:
+        for exc in calls:
+            raise exc
+        return "ok"
+
+    log = RecordingLog()
+    assert (
+        transport_module.retrying(once_throttled, when=transport_module.is_transient, attempts=2, max_wait=9, log=log)
+        == "ok"
+    )
+    assert log.lines == [
+        ("warning", f"Capillary call failed (CapillaryTransientError: {error}); attempt 1 of 2, retrying in 0.5 s")
+    ]
+
+
+class SizedReader(io.BytesIO):
+    """A file object that knows its length (as a BatchReader does)."""
+
+    def __len__(self) -> int:
+        return len(self.getvalue())
+
+
+@pytest.mark.parametrize("reader", [SizedReader, io.BytesIO], ids=["sized", "seekable"])
+def test_remaining_length_counts_from_the_current_position_and_keeps_it(reader: type[io.BytesIO]) -> None:
+    handle = reader(b"0123456789")
+    handle.read(3)
+    assert (transport_module.remaining_length(handle), handle.tell()) == (7, 3)
+
+
+# -- the base hook: defaults, token errors, re-auth, redaction, answers ------------------------------------
+
+
+def test_hook_defaults_to_five_attempts_and_a_one_minute_longest_pause(conn: None) -> None:
+    hook = CapillaryHook()
+    assert (hook.retry_limit, hook.retry_max_wait) == (5, 60.0)
+
+
+def test_a_different_client_key_gets_its_own_token(
+    hook: CapillaryHook, m: rm.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    set_connection(monkeypatch, login="another-client-key")
+    assert CapillaryHook().get_token() == "tok-2"
+
+
+def test_a_fresh_hook_invalidating_drops_the_process_token(hook: CapillaryHook, m: rm.Mocker) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    other = CapillaryHook()
+    other.invalidate_token()
+    assert (other.get_token(), token.call_count) == ("tok-2", 2)
+
+
+def test_a_hook_refused_an_old_token_keeps_the_one_another_hook_renewed(hook: CapillaryHook, m: rm.Mocker) -> None:
+    token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    other = CapillaryHook()
+    hook.get_token(), other.get_token()
+    hook.invalidate_token()
+    hook.get_token()  # tok-2
+    other.invalidate_token()  # other was refused tok-1: tok-2 stays
+    assert (other.get_token(), token.call_count) == ("tok-2", 2)
+
+
+def test_a_token_without_ttl_is_taken_as_five_minutes(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
+    token = m.post(TOKEN_URL, [{"json": {"data": {"accessToken": "tok-1"}}}, {"json": token_body("tok-2")}])
+    hook.get_token()
+    clock.now += 239.9  # 300 s less a lead of 300 / 5
+    assert hook.get_token() == "tok-1"
+    clock.now += 0.1
+    assert (hook.get_token(), token.call_count) == ("tok-2", 2)
+
+
+def test_connection_without_password_names_both_credentials_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, password="")
+    with pytest.raises(CapillaryAuthError) as info:
+        CapillaryHook().get_token()
+    assert str(info.value) == (
+        "Connection 'capillary_default' needs the client key (login) and client secret (password) of a "
+        "Capillary API client."
+    )
+
+
+def test_no_token_after_every_attempt_names_the_endpoint_attempts_and_last_answer(
+    hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    page = "<html>" + "x" * 300
+    m.post(TOKEN_URL, status_code=503, text=page)
+    with pytest.raises(CapillaryApiError) as info:
+        hook.get_token()
+    assert not isinstance(info.value, CapillaryTransientError)  # already retried: callers must not retry it
+    assert info.value.http_status == 503
+    assert info.value.api_message == (
+        f"No token from {TOKEN_URL} after 3 attempts: Capillary token request failed: the answer is not JSON: "
+        f"{page[:200]!r} (HTTP 503)"
+    )
+
+
+@pytest.mark.parametrize("errors", [None, [], ["oops"]], ids=["none", "empty", "not-objects"])
+def test_a_token_answer_without_token_or_readable_errors_is_an_api_error(
+    hook: CapillaryHook, m: rm.Mocker, errors: Any
+) -> None:
+    m.post(TOKEN_URL, json={"data": None, "errors": errors}, headers={"X-Cap-Requestid": "r-tok"})
+    with pytest.raises(CapillaryApiError) as info:
+        hook.get_token()
+    assert type(info.value) is CapillaryApiError
+    assert (info.value.api_message, info.value.http_status, info.value.request_id) == (
+        "Capillary answered the token request without a token: None no token in the answer",
+        200,
+        "r-tok",
+    )
+
+
+def test_a_401_to_the_token_request_is_refused_credentials(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, status_code=401, json={"errors": [{"code": 1, "message": "unauthorized"}]})
+    with pytest.raises(CapillaryAuthError, match=r": 1 unauthorized \(HTTP 401\)\. Check"):
+        hook.get_token()
+
+
+def test_a_404_to_the_token_request_is_a_permanent_error_with_capillary_code(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, status_code=404, json={"errors": [{"code": 123, "message": "no such path"}]})
+    with pytest.raises(CapillaryPermanentApiError) as info:
+        hook.get_token()
+    assert not isinstance(info.value, CapillaryAuthError)
+    assert (info.value.api_message, info.value.http_status) == ("token request failed: 123 no such path", 404)
+
+
+def test_a_secret_echoed_in_an_error_is_replaced_by_stars(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, status_code=401, json={"errors": [{"code": 320001, "message": f"bad secret {SECRET}"}]})
+    with pytest.raises(CapillaryAuthError, match=r": 320001 bad secret \*\*\* \(HTTP 401\)"):
+        hook.get_token()
+
+
+def test_a_reauth_is_logged_with_the_status_capillary_answered(hook: CapillaryHook, m: rm.Mocker) -> None:
+    hook._log = RecordingLog()  # type: ignore[assignment]
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    m.get(STATUS_URL, [{"status_code": 498, "json": failure("expired", 498)}, {"json": envelope()}])
+    hook.get_upload_jobs(SERIES)
+    assert ("info", "Capillary answered 498: renewing the token and retrying once") in hook._log.lines  # type: ignore[attr-defined]
+
+
+def test_a_token_refused_twice_names_the_call_and_the_request_id(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
+    m.get(STATUS_URL, status_code=401, json=failure("Invalid token", 401), headers={"X-Cap-Requestid": "r401"})
+    with pytest.raises(base_module.ReauthRequired) as info:
+        hook.get_upload_jobs(SERIES)
+    assert (info.value.api_message, info.value.request_id) == (
+        f"Capillary status request for coupon series {SERIES} failed: Invalid token; a freshly generated token "
+        "was refused too",
+        "r401",
+    )
+
+
+def test_a_status_call_that_keeps_failing_ends_with_capillary_message(
+    hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, status_code=503, json=failure("down for maintenance", 503))
+    with pytest.raises(CapillaryTransientError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert info.value.api_message == f"Capillary status request for coupon series {SERIES} failed: down for maintenance"
+
+
+def test_a_successful_answer_without_result_lists_no_jobs(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, json={"success": True, "result": None})
+    assert hook.get_upload_jobs(SERIES) == []
+
+
+def test_a_bare_coupon_host_speaking_plain_http_is_a_configuration_error(hook: CapillaryHook, m: rm.Mocker) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, exc=WRONG_VERSION)
+    with pytest.raises(CapillaryConfigError, match=r"^coupons\.example\.com answered plain HTTP"):
+        hook.get_upload_jobs(SERIES)
+
+
+def test_hosts_given_as_https_urls_make_a_tls_failure_transient(
+    monkeypatch: pytest.MonkeyPatch, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    set_connection(monkeypatch, host=API, coupon_host=COUPONS)
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, exc=WRONG_VERSION)
+    with pytest.raises(CapillaryTransientError):
+        CapillaryHook(retry_limit=2).get_upload_jobs(SERIES)
+
+
+def test_abort_cuts_the_sessions_lent_connections_and_stops_further_uploads(hook: CapillaryHook) -> None:
+    adapter = hook.session.get_adapter("https://coupons.example.com")
+    conn = adapter.poolmanager.connection_from_url("https://coupons.example.com")._get_conn()
+    ours, theirs = socket.socketpair()
+    conn.sock = ours
+    try:
+        theirs.settimeout(5)
+        hook.abort()
+        assert (hook.aborted, theirs.recv(1)) == (True, b"")
+        assert adapter.poolmanager.pools.keys() == set()  # the session was closed
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_abort_before_any_call_opens_no_session(hook: CapillaryHook) -> None:
+    hook.abort()
+    assert hook.aborted
+    assert "session" not in hook.__dict__
+
+
+@pytest.mark.parametrize(
+    ("sent", "total", "elapsed", "line"),
+    [
+        (3 * 2**20, 6 * 2**20, 2.0, "Upload progress: 3.0 MiB of 6.0 MiB (50.0%) at 1.5 MiB/s"),
+        (512, 0, 0.0, "Upload progress: 512 B of 0 B (100.0%) at 0 B/s"),
+    ],
+)
+def test_upload_progress_is_logged_as_sizes_percent_and_rate(
+    hook: CapillaryHook, sent: int, total: int, elapsed: float, line: str
+) -> None:
+    hook._log = RecordingLog()  # type: ignore[assignment]
+    hook._log_progress(sent, total, elapsed)
+    assert hook._log.lines == [("info", line)]  # type: ignore[attr-defined]
+
+
+def test_connection_type_info_is_the_capillary_entry_of_the_provider_info() -> None:
+    from capillary_provider.get_provider_info import get_provider_info
+
+    entries = [e for e in get_provider_info()["connection-types"] if e["connection-type"] == "capillary"]
+    assert [base_module._connection_type_info()] == entries
+
+
+def test_connection_type_info_without_a_capillary_entry_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "capillary_provider.get_provider_info.get_provider_info",
+        lambda: {"connection-types": [{"connection-type": "x"}]},
+    )
+    with pytest.raises(LookupError, match=r"^get_provider_info declares no 'capillary' connection type$"):
+        base_module._connection_type_info()
+
+
+def test_a_status_answer_that_is_never_json_quotes_it_and_names_the_call(
+    hook: CapillaryHook, m: rm.Mocker, sleeps: list[float]
+) -> None:
+    m.post(TOKEN_URL, json=token_body("tok-1"))
+    m.get(STATUS_URL, status_code=502, text="<html>Bad gateway</html>")
+    with pytest.raises(CapillaryTransientError) as info:
+        hook.get_upload_jobs(SERIES)
+    assert info.value.api_message == (
+        f"Capillary status request for coupon series {SERIES} failed: "
+        "the answer is not JSON: '<html>Bad gateway</html>'"
+    )

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from capillary_provider._compat import AirflowFailException
+from capillary_provider.exceptions import CapillaryTransientError
 from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.jobs import UploadJob
+from capillary_provider.kinds import REDEEMED_COUPON
 from capillary_provider.sandbox.dag_test import connection_json
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import EVENT_DONE, EVENT_ERROR, EVENT_TIMEOUT, CouponUploadTrigger
+from capillary_provider.waiting import timeout_message
 from tests.conftest import mobile_rows
+from tests.recording_log import RecordingLog
 
 SERIES = 7001
 STATUS_PATH = "getUploadStatus"
+BOUND_SECONDS = 10.0
+"""Longest a unit wait may take; a bound against hangs, not a timing assertion."""
 
 
 def _trigger(job_ids: list[int], *, poll_interval: float = 0.05, wait: float = 60.0) -> CouponUploadTrigger:
@@ -288,3 +297,107 @@ def test_trigger_ends_with_an_error_when_capillary_refuses_the_credentials(
     assert events[0]["status"] == EVENT_ERROR
     assert "wrong-secret" not in events[0]["message"]
     assert sandbox.requests(STATUS_PATH) == []
+
+
+# -- the wait loop without a sandbox (the shared poller replaced by scripted answers) -----------------------
+
+
+class ScriptedAnswers:
+    """What ``subscribe`` yields: each ``next()`` returns the next listing or raises the next error; once the
+    script is used up, ``next()`` waits forever (the deadline must end the wait)."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+
+    async def next(self) -> list[UploadJob]:
+        if not self.script:
+            await asyncio.Event().wait()
+        step = self.script.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        return list(step)
+
+
+@pytest.fixture
+def subscribed(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[tuple[Any, ...]]]:
+    """``subscribed(*script)``: the trigger's subscription answers ``script``; returns the subscribe calls."""
+    calls: list[tuple[Any, ...]] = []
+
+    def script(*steps: Any) -> list[tuple[Any, ...]]:
+        @contextlib.asynccontextmanager
+        async def subscribe(conn_id: str, series_id: str, kind: Any, interval: float) -> AsyncIterator[Any]:
+            calls.append((conn_id, series_id, kind, interval))
+            yield ScriptedAnswers(list(steps))
+
+        monkeypatch.setattr("capillary_provider.triggers.coupon_upload.subscribe", subscribe)
+        return calls
+
+    return script
+
+
+def unit_trigger(job_ids: list[int], *, wait: float = 60.0, kind: str = "coupon") -> CouponUploadTrigger:
+    trigger = CouponUploadTrigger("capillary_test", SERIES, job_ids, 30, time.time() + wait, upload_kind=kind)
+    trigger._log = RecordingLog()  # type: ignore[assignment]
+    return trigger
+
+
+def listed(job_id: int, status: str, kind: str = "coupon") -> UploadJob:
+    return UploadJob(job_id=job_id, status=status, uploaded_file_name=f"b{job_id}.csv", kind=kind)
+
+
+def test_trigger_subscribes_to_its_connection_series_kind_and_interval(subscribed: Callable[..., Any]) -> None:
+    calls = subscribed([listed(11, "COMPLETED", kind="redeemed_coupon")])
+    events = _events(unit_trigger([11], kind="redeemed_coupon"))
+    assert [e["status"] for e in events] == [EVENT_DONE]
+    assert calls == [("capillary_test", str(SERIES), REDEEMED_COUPON, 30.0)]
+
+
+def test_trigger_yields_done_once_every_job_is_terminal_and_not_before(subscribed: Callable[..., Any]) -> None:
+    subscribed(
+        [listed(11, "FINISHED")],
+        [listed(11, "FINISHED"), listed(12, "STARTED")],
+        [listed(11, "FINISHED"), listed(12, "ERRORED")],
+    )
+    events = _events(unit_trigger([11, 12]))
+    assert [(e["status"], e["message"], [j["status"] for j in e["jobs"]]) for e in events] == [
+        (EVENT_DONE, "All upload jobs are terminal", ["FINISHED", "ERRORED"])
+    ]
+
+
+def test_trigger_past_its_deadline_yields_timeout_without_waiting_for_an_answer(subscribed: Callable[..., Any]) -> None:
+    subscribed()
+    events = _events(unit_trigger([11], wait=-1.0))
+    assert events == [{"status": EVENT_TIMEOUT, "message": timeout_message(str(SERIES), [11], []), "jobs": []}]
+
+
+def test_trigger_times_out_at_the_deadline_with_the_last_known_states(subscribed: Callable[..., Any]) -> None:
+    subscribed([listed(11, "STARTED")])
+    started = time.monotonic()
+    events = _events(unit_trigger([11], wait=0.3))
+    assert time.monotonic() - started < BOUND_SECONDS
+    job = listed(11, "STARTED")
+    assert events == [
+        {"status": EVENT_TIMEOUT, "message": timeout_message(str(SERIES), [11], [job]), "jobs": [job.to_dict()]}
+    ]
+
+
+def test_trigger_ends_with_an_error_event_on_a_failure_no_retry_can_fix(subscribed: Callable[..., Any]) -> None:
+    subscribed([listed(11, "STARTED")], AirflowFailException("refused: 403"))
+    events = _events(unit_trigger([11]))
+    assert events == [{"status": EVENT_ERROR, "message": "refused: 403", "jobs": [listed(11, "STARTED").to_dict()]}]
+
+
+def test_trigger_logs_a_transient_failure_and_polls_again(subscribed: Callable[..., Any]) -> None:
+    subscribed(CapillaryTransientError("HTTP 503", retry_after=45.0), [listed(11, "FINISHED")])
+    trigger = unit_trigger([11])
+    events = _events(trigger)
+    assert [e["status"] for e in events] == [EVENT_DONE]
+    assert trigger._log.messages[0] == (  # type: ignore[union-attr]
+        f"Polling coupon series {SERIES} failed (CapillaryTransientError: HTTP 503); polling again in 45 s"
+    )
+
+
+def test_trigger_lets_an_error_that_is_not_ours_surface(subscribed: Callable[..., Any]) -> None:
+    subscribed(KeyError("bug"))
+    with pytest.raises(KeyError, match="bug"):
+        _events(unit_trigger([11]))
