@@ -26,6 +26,7 @@ from capillary_provider.waiting import (
     next_poll_delay,
     timeout_message,
 )
+from tests.recording_log import RecordingLog
 
 
 def job(job_id: int, status: str, **fields: Any) -> UploadJob:
@@ -130,17 +131,6 @@ def test_summarize_adds_up_the_jobs() -> None:
     }
     assert summarize("7", [])["status"] == ""
     assert summarize("7", jobs)["failure"] is None
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str, *args: Any) -> None:
-        self.lines.append(("info", message % args))
-
-    def warning(self, message: str, *args: Any) -> None:
-        self.lines.append(("warning", message % args))
 
 
 def test_change_log_logs_each_job_once_per_change() -> None:
