@@ -179,3 +179,8 @@ def test_unquote_drops_the_enclosing_quotes_and_undoubles_the_inner_ones(field: 
 )
 def test_keep_blank_tail_moves_the_cut_before_trailing_empty_lines(buf: bytes, cut: int, kept: int) -> None:
     assert keep_blank_tail(buf, cut) == kept
+
+
+def test_text_right_after_a_closing_quote_is_named_a_stray_quote() -> None:
+    with pytest.raises(CouponFileError, match=r'^coupons.csv: row 3 has a stray double quote \(inside an unquoted'):
+        list(split_records(b'"a"b,1\n', 3, "coupons.csv", final=True))

@@ -65,7 +65,7 @@ def split_records(blk: bytes, row: int, name: str, final: bool) -> Iterator[tupl
                 raise CouponFileError(
                     f"{name}: " + f"row {row} opens a quoted field that is never closed. Close the quote."
                 )
-            elif nxt == b'"':
+            elif nxt != b"\r":  # a quote inside an unquoted field, or anything right after a closing quote
                 raise CouponFileError(
                     f"{name}: " + f"row {row} has a stray double quote (inside an unquoted field or after a closing "
                     'quote). Enclose such fields in double quotes and double the quotes inside them ("").',
