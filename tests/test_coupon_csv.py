@@ -663,3 +663,153 @@ def test_dates_that_are_not_digits_and_dates_too_long_are_counted_as_one_problem
         "f.csv: 2 rows have a redemption date that is not epoch milliseconds in column 3: rows 2, 3. Give "
         "redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000."
     )
+
+
+# -- scan_file's own messages, word for word (each names the file, the row and the fix) -----------------
+
+MIB = 1 << 20
+ROW = b"919876543210,A\n"
+SCAN_MESSAGES = {
+    "a row over 1 MiB across chunks": (
+        b"mobile,code\n" + ROW * 3 + b"919876543210," + b"C" * MIB + b"\n" + ROW,
+        "row 5 is longer than 1 MiB: is this a CSV of coupon codes?",
+    ),
+    "a header over 1 MiB": (
+        b"m" * (2 * MIB) + b",code\n" + ROW,
+        "row 1 is longer than 1 MiB: is this a CSV of coupon codes?",
+    ),
+    "an unclosed quote over 1 MiB": (
+        b"mobile,code\n" + ROW + b'919876543210,"' + b"C" * (MIB + 10),
+        "row 3 opens a quoted field that is never closed. Close the quote.",
+    ),
+    "a header and no rows": (b"mobile,code\n", "has a header row but no coupon rows. Add rows or skip the upload."),
+    "only spaces": (b"   \n", "needs 2 columns (a MOBILE and a coupon code) but has 1."),
+    "spaces after the last row": (
+        b"mobile,code\n" + ROW + b"   ",
+        "1 row has a number of columns different from the header's 2: row 3 (1 columns). Give every row 2 "
+        "comma-separated fields; quote fields containing commas.",
+    ),
+    "an empty line": (
+        b"mobile,code\n" + ROW + b"\n" + ROW,
+        "1 row has no content (an empty line): row 3. Remove the empty lines.",
+    ),
+    "a NUL as a block's first byte": (
+        b"mobile,code\n\x00" + ROW + ROW,
+        "row 2 contains NUL bytes: is this a CSV of coupon codes?",
+    ),
+    "a NUL right after a row": (
+        b"mobile,code\n" + ROW + b"\x00" + ROW,
+        "row 3 contains NUL bytes: is this a CSV of coupon codes?",
+    ),
+    "the first of two NULs": (
+        b"mobile,code\n" + ROW + b"91987654321\x00,B\n9198765432\x00,C\n",
+        "row 3 contains NUL bytes: is this a CSV of coupon codes?",
+    ),
+    "bad UTF-8 as a block's first byte": (
+        b"mobile,code\n\xff" + ROW + ROW,
+        "row 2 is not valid UTF-8 text. Save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel).",
+    ),
+    "bad UTF-8 right after a row": (
+        b"mobile,code\n" + ROW + b"\xff" + ROW,
+        "row 3 is not valid UTF-8 text. Save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel).",
+    ),
+    "a stray quote": (
+        b"mobile,code\n" + ROW + b'919876543210,B"x\n',
+        "row 3 has a stray double quote (inside an unquoted field or after a closing quote). Enclose such fields "
+        'in double quotes and double the quotes inside them ("").',
+    ),
+    "a NUL in the header": (b"mobile,co\x00de\n" + ROW, "row 1 contains NUL bytes: is this a CSV of coupon codes?"),
+}
+
+
+SCAN_MESSAGE_CASES = [
+    pytest.param(data, reason, chunk_size, id=f"{label} [{chunk_size}-byte chunks]")
+    for label, (data, reason) in SCAN_MESSAGES.items()
+    for chunk_size in ([1 << 16] if len(data) > MIB else [4, 1 << 16])  # 4-byte chunks over a MiB: slow, no more proof
+]
+
+
+@pytest.mark.parametrize(("data", "reason", "chunk_size"), SCAN_MESSAGE_CASES)
+def test_scan_names_the_file_row_and_fix(data: bytes, reason: str, chunk_size: int) -> None:
+    assert scan_error(data, chunk_size=chunk_size) == f"coupons.csv: {reason}"
+
+
+def test_a_row_of_exactly_1_mib_is_accepted() -> None:
+    data = b"mobile,code\n" + ROW * 3 + b"919876543210," + b"C" * (MIB - 13) + b"\n" + ROW
+    assert scan(data, chunk_size=1 << 16).rows == 5
+
+
+def test_an_empty_line_of_a_codes_only_file_is_an_empty_code() -> None:
+    assert scan_error(b"code\nA\n\nB\n", "NOT_TAGGED", None) == (
+        'coupons.csv: 1 row has an empty coupon code in column 1 ("code"): row 3. Remove those rows or fill in a code.'
+    )
+
+
+@pytest.mark.parametrize(
+    ("identifier", "column", "reason"),
+    [
+        ("MOBILE", 0, "batch_size must be at least 1, not 0."),
+        (
+            "PHONE",
+            0,
+            "customer_identifier must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'.",
+        ),
+        ("MOBILE", None, "pass customer_identifier_column (0-based) to say which column holds the MOBILE."),
+    ],
+    ids=["batch size", "identifier type", "identifier column"],
+)
+def test_scan_arguments_are_named_with_the_file(identifier: str, column: int | None, reason: str) -> None:
+    batch_size = 0 if "batch_size" in reason else 10
+    assert scan_error(GOOD, identifier, column, batch_size=batch_size) == f"coupons.csv: {reason}"
+
+
+class FailingStream(io.BytesIO):
+    """A source whose reads fail after ``good`` bytes, as a truncated download does."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        super().__init__(data)
+        self.good = good
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.good:
+            raise OSError("connection reset")
+        return super().read(size)
+
+
+@pytest.mark.parametrize("good", [0, 20], ids=["first read", "a later read"])
+def test_a_failing_read_names_the_file(good: int) -> None:
+    with pytest.raises(CouponFileError) as info:
+        scan_file(
+            FailingStream(GOOD * 3, good), name="coupons.csv", rules=CouponRows(IdentifierType.MOBILE, 0), chunk_size=8
+        )
+    assert str(info.value) == "coupons.csv: cannot be read (OSError: connection reset); is it truncated or corrupt?"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3])
+def test_a_byte_order_mark_read_in_tiny_chunks_is_dropped(chunk_size: int) -> None:
+    data = b"\xef\xbb\xbf" + GOOD
+    assert scan(data, chunk_size=chunk_size) == scan(data)
+    assert scan(data, chunk_size=chunk_size).header == GOOD.split(b"\n")[0] + b"\n"
+
+
+def test_row_offset_renames_rows_in_messages_and_is_kept_in_the_plan() -> None:
+    data = b"mobile,code\n" + ROW + b"12,B\n"
+    plan = scan_file(
+        io.BytesIO(data),
+        name="coupons.csv",
+        rules=CouponRows(IdentifierType.MOBILE, 0),
+        skip_invalid=True,
+        row_offset=1,
+    )
+    assert plan.row_offset == 1
+    assert list(plan.rejected) == [3]
+    with pytest.raises(CouponFileError, match=r": row 2\."):
+        scan_file(io.BytesIO(data), name="coupons.csv", rules=CouponRows(IdentifierType.MOBILE, 0), row_offset=1)
+
+
+def test_files_without_a_block_spec_are_batched_at_the_same_boundaries() -> None:
+    data = variable_width_rows(25, {})
+    fast = scan_file(io.BytesIO(data), name="coupons.csv", rules=CouponRows(IdentifierType.MOBILE, 0), batch_size=7)
+    slow = scan_file(io.BytesIO(data), name="coupons.csv", rules=RecordByRecord(IdentifierType.MOBILE, 0), batch_size=7)
+    assert slow.batches == fast.batches
+    assert [batch.rows for batch in slow.batches] == [7, 7, 7, 4]
