@@ -674,6 +674,10 @@ SCAN_MESSAGES = {
         b"mobile,code\n" + ROW * 3 + b"919876543210," + b"C" * MIB + b"\n" + ROW,
         "row 5 is longer than 1 MiB: is this a CSV of coupon codes?",
     ),
+    "a row over 1 MiB after blank lines": (
+        b"mobile,code\n" + ROW * 3 + b"\n\n919876543210," + b"C" * MIB + b"\n" + ROW,
+        "row 7 is longer than 1 MiB: is this a CSV of coupon codes?",
+    ),
     "a header over 1 MiB": (
         b"m" * (2 * MIB) + b",code\n" + ROW,
         "row 1 is longer than 1 MiB: is this a CSV of coupon codes?",
