@@ -182,5 +182,5 @@ def test_keep_blank_tail_moves_the_cut_before_trailing_empty_lines(buf: bytes, c
 
 
 def test_text_right_after_a_closing_quote_is_named_a_stray_quote() -> None:
-    with pytest.raises(CouponFileError, match=r'^coupons.csv: row 3 has a stray double quote \(inside an unquoted'):
+    with pytest.raises(CouponFileError, match=r"^coupons.csv: row 3 has a stray double quote \(inside an unquoted"):
         list(split_records(b'"a"b,1\n', 3, "coupons.csv", final=True))
