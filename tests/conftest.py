@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 import capillary_provider.hooks._transport as transport_module
 from capillary_provider.hooks._transport import TOKENS
@@ -76,7 +77,8 @@ def make_operator(source: Any, series: int, **kwargs: Any) -> CouponUploadOperat
     options: dict[str, Any] = {
         "task_id": "upload",
         "coupon_series_id": series,
-        "source": str(source) if isinstance(source, Path) else source,
+        # (On Airflow 3.1 an ObjectStoragePath is a pathlib.Path too: it keeps its connection only as itself.)
+        "source": str(source) if isinstance(source, Path) and not isinstance(source, ObjectStoragePath) else source,
         "customer_identifier": "MOBILE",
         "customer_identifier_column": 0,
         "poll_interval": 0.1,

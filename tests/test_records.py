@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from capillary_provider.coupon_file.records import (
@@ -107,6 +108,9 @@ FIELDS = st.lists(st.text(alphabet='ab,"\n\r ', max_size=6), min_size=1, max_siz
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.lists(FIELDS, min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]))
 def test_split_records_gives_back_what_the_csv_module_wrote(rows: list[list[str]], newline: str) -> None:
+    # Python 3.11's csv module writes a field holding a CR unquoted when the line ends with LF alone: such
+    # a file has a bare CR, which we refuse (test_split_records_names_the_row_and_the_problem); 3.12 and later quote it.
+    assume(sys.version_info >= (3, 12) or newline == "\r\n" or not any("\r" in f for row in rows for f in row))
     out = io.StringIO()
     csv.writer(out, lineterminator=newline).writerows(rows)
     blk = out.getvalue().encode()
