@@ -94,6 +94,14 @@ class CouponUploadTimeout(CapillaryError):
     """The jobs were not terminal before the deadline. A retry attaches to the same jobs and waits again."""
 
 
+class CouponSourceReadError(CapillaryError):
+    """Reading the source failed for a storage or network reason, not a fault of the file: a retry reads it again."""
+
+
+class SpoolDiskFull(CapillaryError):
+    """The folder of the local copy of a remote or compressed source is full (``spool_dir``); nothing was sent."""
+
+
 class CapillaryConfigError(CapillaryError, AirflowFailException):
     """A parameter of the task is wrong (series id, identifier type, column index); nothing was sent."""
 

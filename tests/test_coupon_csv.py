@@ -28,7 +28,8 @@ from capillary_provider.coupon_file.rows import (
     header_key,
     parse_header,
 )
-from capillary_provider.exceptions import CouponFileError
+from capillary_provider._compat import AirflowFailException
+from capillary_provider.exceptions import CouponFileError, CouponSourceReadError
 from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
 
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
@@ -781,12 +782,16 @@ class FailingStream(io.BytesIO):
 
 
 @pytest.mark.parametrize("good", [0, 20], ids=["first read", "a later read"])
-def test_a_failing_read_names_the_file(good: int) -> None:
-    with pytest.raises(CouponFileError) as info:
+def test_a_failing_read_names_the_file_and_is_retried_as_a_storage_error_not_a_corrupt_file(good: int) -> None:
+    with pytest.raises(CouponSourceReadError) as info:
         scan_file(
             FailingStream(GOOD * 3, good), name="coupons.csv", rules=CouponRows(IdentifierType.MOBILE, 0), chunk_size=8
         )
-    assert str(info.value) == "coupons.csv: cannot be read (OSError: connection reset); is it truncated or corrupt?"
+    assert str(info.value) == (
+        "coupons.csv: reading it failed (OSError: connection reset). This is a storage or network error, "
+        "not a fault of the file: a retry of the task reads it again."
+    )
+    assert not isinstance(info.value, (CouponFileError, AirflowFailException))  # Airflow retries the task
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3])

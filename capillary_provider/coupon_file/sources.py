@@ -6,7 +6,9 @@ batch anywhere.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -15,21 +17,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from capillary_provider.coupon_file.rows import fail
-from capillary_provider.exceptions import CouponFileError
+from capillary_provider.exceptions import CouponFileError, CouponSourceReadError, SpoolDiskFull
 
 if TYPE_CHECKING:
     from capillary_provider.coupon_file.scan import Batch
 
-STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
-"""What reading a truncated or corrupt source raises."""
+DECODING_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+"""What decompressing a truncated or corrupt ``.gz`` source raises: a fault of the file."""
 
 
 def read_chunk(stream: BinaryIO, size: int, name: str) -> bytes:
-    """Read from the source, turning decompression and I/O failures into :class:`CouponFileError`."""
+    """Read from the source. A decoding failure is a corrupt file (:class:`CouponFileError`, not retried);
+    any other ``OSError`` is the storage's or the network's (:class:`CouponSourceReadError`, retried)."""
     try:
         return stream.read(size)
-    except STREAM_ERRORS as exc:
+    except DECODING_ERRORS as exc:
         raise fail(name, f"cannot be read ({type(exc).__name__}: {exc}); is it truncated or corrupt?") from exc
+    except OSError as exc:
+        raise storage_error(name, exc) from exc
+
+
+def storage_error(name: str, exc: OSError) -> CouponSourceReadError:
+    """The error for a read that failed in the storage or the network: the file is not at fault."""
+    return CouponSourceReadError(
+        f"{name}: reading it failed ({type(exc).__name__}: {exc}). This is a storage or network error, "
+        "not a fault of the file: a retry of the task reads it again."
+    )
+
+
+@contextmanager
+def naming_a_full_disk(copy: BinaryIO, name: str) -> Iterator[None]:
+    """Around writes to a local copy: a full disk names the folder that is full and how to choose another."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = os.path.dirname(os.path.abspath(str(getattr(copy, "name", ""))))
+        raise SpoolDiskFull(
+            f"The folder {folder} is full ({exc.strerror}): the local copy of {name} does not fit. Free space "
+            "there, or choose a folder with room for the whole decompressed file with the operator's spool_dir "
+            "parameter."
+        ) from exc
 
 
 class BatchReader:
@@ -75,8 +104,10 @@ class BatchReader:
             at_target = self._stream.seekable() and self._stream.tell() == target
             if not at_target and (self._stream.seekable() or self._pos > len(self._header)):
                 self._stream.seek(target)
-        except STREAM_ERRORS as exc:
+        except DECODING_ERRORS as exc:
             raise fail(str(getattr(self._stream, "name", "source")), f"cannot be re-read ({exc}).") from exc
+        except OSError as exc:
+            raise storage_error(str(getattr(self._stream, "name", "source")), exc) from exc
         self._synced = True
 
     def read(self, size: int | None = -1) -> bytes:
@@ -145,12 +176,13 @@ def open_coupon_source(path: Any, name: str | None = None) -> Iterator[BinaryIO]
 class _Tee:
     """A reader that copies every byte it reads to ``copy``: the scan reads the source, the copy fills."""
 
-    def __init__(self, stream: BinaryIO, copy: BinaryIO) -> None:
-        self._stream, self._copy = stream, copy
+    def __init__(self, stream: BinaryIO, copy: BinaryIO, name: str) -> None:
+        self._stream, self._copy, self._name = stream, copy, name
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
-        self._copy.write(data)
+        with naming_a_full_disk(self._copy, self._name):
+            self._copy.write(data)
         return data
 
 
@@ -190,8 +222,9 @@ class ReadOnce:
                 yield stream
                 return
             self._spool = tempfile.NamedTemporaryFile(prefix="capillary-spool-", suffix=".csv", dir=self._spool_dir)  # noqa: SIM115
-            yield _Tee(stream, self._spool)  # type: ignore[misc]
-            self._spool.flush()
+            yield _Tee(stream, self._spool, self.name or str(self.path))  # type: ignore[misc]
+            with naming_a_full_disk(self._spool, self.name or str(self.path)):
+                self._spool.flush()
 
     @contextmanager
     def for_upload(self) -> Iterator[BinaryIO]:
