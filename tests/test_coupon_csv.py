@@ -11,6 +11,7 @@ from airflow.sdk import ObjectStoragePath
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from capillary_provider._compat import AirflowFailException
 from capillary_provider.coupon_file import (
     Batch,
     BatchReader,
@@ -28,7 +29,6 @@ from capillary_provider.coupon_file.rows import (
     header_key,
     parse_header,
 )
-from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError
 from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
@@ -158,6 +159,36 @@ def test_error_table_matches_which_errors_skip_retries() -> None:
     for name, cls in classes.items():
         retried = rows[name][-1].startswith("yes")
         assert retried is not issubclass(cls, AirflowFailException), name
+
+
+def _code_messages() -> list[str]:
+    """Every string literal of the package as a message template: each placeholder (``{...}``, ``%s``) a NUL."""
+    texts = []
+    for path in (ROOT / "capillary_provider").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                texts.append("".join(v.value if isinstance(v, ast.Constant) else "\0" for v in node.values))
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                texts.append(re.sub(r"%[sdr]|%\.\d+f", "\0", node.value))
+    return texts
+
+
+def _fits(fragments: list[str], template: str) -> bool:
+    at = 0
+    for fragment in fragments:
+        at = template.find(fragment, at)
+        if at < 0:
+            return False
+        at += len(fragment)
+    return True
+
+
+@pytest.mark.parametrize("quote", re.findall(r'^## "(.*)"$', _read("troubleshooting.md"), flags=re.M))
+def test_troubleshooting_quotes_each_message_word_for_word(quote: str) -> None:
+    """A quoted heading is a message of the code, ``...`` standing for what varies; Capillary's own error code
+    (digits only) is quoted from its answer, not from our code."""
+    fragments = [f.strip() for f in re.split(r"\(\.\.\.\)|\.\.\.", quote) if f.strip() and not f.strip().isdigit()]
+    assert any(_fits(fragments, template) for template in _code_messages()), quote
 
 
 def _connection_examples() -> list[str]:

@@ -193,6 +193,18 @@ def test_token_is_passed_to_mask_secret_when_it_arrives(hook: CapillaryHook, m: 
     assert masked == ["tok-secret-jwt"]
 
 
+def test_a_rotated_secret_read_afresh_is_masked_and_sent(
+    hook: CapillaryHook, m: rm.Mocker, masked: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = {"data": None, "errors": [{"code": 320001, "message": "Invalid client key and secret"}]}
+    token = m.post(TOKEN_URL, [{"status_code": 401, "json": refused}, {"json": token_body("tok-new")}])
+    assert hook.connection.password == SECRET
+    set_connection(monkeypatch, password="the-rotated-secret")
+    assert hook.get_token() == "tok-new"
+    assert [call.json()["secret"] for call in token.request_history] == [SECRET, "the-rotated-secret"]
+    assert masked == ["the-rotated-secret", "tok-new"]
+
+
 def test_token_is_cached_between_calls(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
     token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
     first = hook.get_token()

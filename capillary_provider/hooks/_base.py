@@ -10,7 +10,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from airflow.sdk import BaseHook
@@ -29,6 +29,7 @@ from capillary_provider.hooks._transport import (
     LargeBlockAdapter,
     base_url,
     human_bytes,
+    is_refusal,
     is_transient,
     request_id,
     retrying,
@@ -188,21 +189,48 @@ class CapillaryBaseHook(BaseHook):
         many tasks or deferred waits in one process share one token. A new token is handed to
         ``mask_secret`` the moment it arrives, so it is masked in every log.
         """
-        key = self._token_key()
         with TOKENS.lock:
-            token = TOKENS.get(key)
+            token = TOKENS.get(self._token_key())
             if token is None:
                 try:
-                    token, ttl = self._retrying(self._generate_token)
-                except CapillaryTransientError as exc:
-                    # Already retried here: callers must not retry it again (their retries wrap this call).
-                    raise CapillaryApiError(
-                        f"No token from {self.api_url}{TOKEN_ENDPOINT} after {self.retry_limit} attempts: {exc}",
-                        status_code=exc.http_status,
-                    ) from exc
-                TOKENS.put(key, token, ttl)
+                    token = self._new_token()
+                except CapillaryAuthError:
+                    # The secret may have been rotated since this hook read the connection (a long wait):
+                    # read the connection afresh and, if its credentials changed, ask once more; a refusal
+                    # of the same credentials, or of the new ones, fails at once.
+                    refused = self._token_key()
+                    self.refresh_connection()
+                    if self._token_key() == refused:
+                        raise
+                    self.log.info(
+                        "Connection %r has new credentials: asking for a token with them", self.capillary_conn_id
+                    )
+                    token = self._new_token()
             self._token = token
             return token
+
+    def _new_token(self) -> str:
+        """Ask Capillary for a token (transient failures retried here) and cache it under the current secret."""
+        try:
+            token, ttl = cast(tuple[str, float], self._retrying(self._generate_token))
+        except CapillaryTransientError as exc:
+            # Already retried here: callers must not retry it again (their retries wrap this call).
+            raise CapillaryApiError(
+                f"No token from {self.api_url}{TOKEN_ENDPOINT} after {self.retry_limit} attempts: {exc}",
+                status_code=exc.http_status,
+            ) from exc
+        TOKENS.put(self._token_key(), token, ttl)
+        return token
+
+    def refresh_connection(self) -> None:
+        """Forget the connection and what was derived from it: the next use reads it again (a rotated secret).
+
+        The secret read is masked at once, like a token, whatever the secrets backend did.
+        """
+        for name in ("connection", "api_url", "coupon_url", "timeout", "http_settings"):
+            self.__dict__.pop(name, None)
+        if self.connection.password:
+            mask_secret(self.connection.password)
 
     def invalidate_token(self) -> None:
         """Forget the cached token (Capillary refused it); the next call asks for a new one."""
@@ -272,9 +300,12 @@ class CapillaryBaseHook(BaseHook):
         return text
 
     def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """The answer's JSON object; an unreadable answer (a proxy's error page, a cut body) is transient.
+        """The answer's JSON object. An unreadable answer is classed by its status.
 
-        Nothing says whether Capillary acted on such a request: safe calls are retried, an upload is not.
+        A refusal (any 4xx but 408 and 429: a gateway's or firewall's error page, an IP block) is a refusal
+        whatever its body: it is never retried and never "outcome unknown". Any other unreadable answer (a
+        proxy's 502 page, a cut body) is transient; nothing says whether Capillary acted on it: safe calls
+        are retried, an upload is not.
         """
         try:
             body = response.json()
@@ -282,7 +313,10 @@ class CapillaryBaseHook(BaseHook):
             body = None
         if not isinstance(body, dict):
             quote = self._redact(response.text, response)[:200]
-            raise transient_answer(f"Capillary {what} failed: the answer is not JSON: {quote!r}", response)
+            message = f"Capillary {what} failed: the answer is not JSON: {quote!r}"
+            if is_refusal(response.status_code):
+                self._raise_for_status(response, message)
+            raise transient_answer(message, response)
         return body
 
     def _raise_for_status(self, response: requests.Response, message: str) -> None:

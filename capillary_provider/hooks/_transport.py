@@ -34,8 +34,15 @@ from capillary_provider.exceptions import (
 )
 
 REQUEST_ID_HEADER = "X-Cap-Requestid"
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Answers worth retrying with backoff, for calls that are safe to repeat."""
+
+
+def is_refusal(status: int) -> bool:
+    """A 4xx other than 408 (request timeout) and 429 (throttled): retrying the same request cannot help."""
+    return 400 <= status < 500 and status not in TRANSIENT_STATUSES
+
+
 TOKEN_REFRESH_LEAD_SECONDS = 120.0
 """Renew a token this long before it expires, so a slow request never carries an expiring token."""
 UPLOAD_BLOCK_SIZE = 1024 * 1024

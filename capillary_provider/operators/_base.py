@@ -224,9 +224,10 @@ class BaseUploadOperator(BaseOperator):
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
                 return dry_run_summary(series_id, files)
             context["ti"].xcom_push(key=XCOM_FILES, value=[prepared.record() for prepared in files])
-            if self.check_series:
-                check_series(self.hook, series_id, self.log)
-            jobs = self._uploads.run(series_id, files, lambda accepted: self._push(context, accepted))
+            first_upload_check = partial(check_series, self.hook, series_id, self.log) if self.check_series else None
+            jobs = self._uploads.run(
+                series_id, files, lambda accepted: self._push(context, accepted), before_first_upload=first_upload_check
+            )
         finally:
             for prepared in files:
                 prepared.close()

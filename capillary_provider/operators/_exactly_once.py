@@ -52,11 +52,29 @@ class BatchUploads:
         return ", ".join(f"{job.uploaded_file_name} (job {job.job_id})" for job in self.accepted) or "none"
 
     def run(
-        self, series_id: str, files: Sequence[PreparedFile], accepted: Callable[[list[UploadJob]], None]
+        self,
+        series_id: str,
+        files: Sequence[PreparedFile],
+        accepted: Callable[[list[UploadJob]], None],
+        *,
+        before_first_upload: Callable[[], None] | None = None,
     ) -> list[UploadJob]:
         """Upload each batch not already in the series, file by file; ``accepted`` is told after each one
-        (the operator pushes the job ids to XCom as they come)."""
+        (the operator pushes the job ids to XCom as they come).
+
+        :param before_first_upload: the series check, called only when Capillary holds no batch of this
+            run yet: it guards a run's first upload. A retry whose earlier try was accepted attaches to its
+            jobs even if the series has expired since (its batches are in; "nothing was uploaded" would be false).
+        """
         existing = by_file_name(self.hook.get_upload_jobs(series_id, self.kind))
+        ours = [name for prepared in files for name in prepared.names if name in existing]
+        if before_first_upload is not None:
+            if ours:
+                self.log.info(
+                    "Capillary already has %d batch(es) of this run: not checking the series again", len(ours)
+                )
+            else:
+                before_first_upload()
         self.accepted = []
         for prepared in files:
             self._upload_file(series_id, prepared, existing, accepted)

@@ -6,19 +6,33 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from capillary_provider.exceptions import CapillaryConfigError, CapillaryError
+from capillary_provider.exceptions import (
+    CapillaryAuthError,
+    CapillaryConfigError,
+    CapillaryError,
+    CapillaryPermanentApiError,
+)
+from capillary_provider.hooks._base import ReauthRequired
 from capillary_provider.hooks.capillary import CapillaryHook
+
+NO_READ_ACCESS = 403
+"""The series endpoint's answer to an API client without read access to coupon series: not a reason to stop."""
 
 
 def check_series(hook: CapillaryHook, series_id: str, log: logging.Logger | Any) -> None:
     """Fail when Capillary does not know the series ("not found") or its ``validTillDate`` has passed
-    ("expired"). Any other outcome of the read (no read access, a timeout, an unexpected shape) logs one
-    warning and returns: the check must never stop a valid upload.
+    ("expired"). Refused credentials, and any refusal other than "no read access" (403), fail at once with
+    their own message: the upload would be refused the same way. The rest (no read access, a timeout, an
+    unexpected answer) logs one warning and returns: the check must never stop a valid upload.
     """
     try:
         series = hook.get_coupon_series(series_id)
         valid_till = _parse_time(series.get("validTillDate")) if series is not None else None
+    except (CapillaryAuthError, ReauthRequired):
+        raise
     except CapillaryError as exc:
+        if isinstance(exc, CapillaryPermanentApiError) and exc.http_status != NO_READ_ACCESS:
+            raise
         log.warning("Could not check coupon series %s before uploading (%s); uploading anyway", series_id, exc)
         return
     if series is None:

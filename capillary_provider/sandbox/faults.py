@@ -22,6 +22,8 @@ class StatusAction(_Action):
     status: int = Field(ge=200, le=599)
     retry_after: float | None = Field(default=None, ge=0)
     body: Any = None
+    html: str | None = None
+    """Answer this text as ``text/html`` instead of JSON: a gateway's or firewall's error page."""
     after_body: bool = False
     """Uploads only: read and store the body (the job IS created) before answering the status."""
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from capillary_provider.sandbox.faults import (
     DelayAction,
@@ -72,9 +72,11 @@ def upload_envelope(
     )
 
 
-def injected_status(endpoint: Endpoint, action: StatusAction) -> JSONResponse:
+def injected_status(endpoint: Endpoint, action: StatusAction) -> Response:
     status = action.status
     headers = {} if action.retry_after is None else {"Retry-After": f"{action.retry_after:g}"}
+    if action.html is not None:
+        return HTMLResponse(action.html, status_code=status, headers=headers)
     if action.body is not None:
         return JSONResponse(action.body, status_code=status, headers=headers)
     if endpoint == "token":
