@@ -205,6 +205,15 @@ def test_a_rotated_secret_read_afresh_is_masked_and_sent(
     assert masked == ["the-rotated-secret", "tok-new"]
 
 
+def test_a_token_request_refused_with_a_page_that_is_not_json_blames_the_credentials_once(
+    hook: CapillaryHook, m: rm.Mocker
+) -> None:
+    token = m.post(TOKEN_URL, status_code=401, text="<html>401 Authorization Required</html>")
+    with pytest.raises(CapillaryAuthError, match=r"refused the client key and secret .* not JSON \(HTTP 401\)"):
+        hook.get_token()
+    assert token.call_count == 1
+
+
 def test_token_is_cached_between_calls(hook: CapillaryHook, m: rm.Mocker, clock: FakeClock) -> None:
     token = m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
     first = hook.get_token()

@@ -195,9 +195,8 @@ class CapillaryBaseHook(BaseHook):
                 try:
                     token = self._new_token()
                 except CapillaryAuthError:
-                    # The secret may have been rotated since this hook read the connection (a long wait):
-                    # read the connection afresh and, if its credentials changed, ask once more; a refusal
-                    # of the same credentials, or of the new ones, fails at once.
+                    # The secret may have been rotated during a long wait: read the connection afresh and ask
+                    # once more if its credentials changed; the same credentials, or new ones refused, fail.
                     refused = self._token_key()
                     self.refresh_connection()
                     if self._token_key() == refused:
@@ -223,10 +222,7 @@ class CapillaryBaseHook(BaseHook):
         return token
 
     def refresh_connection(self) -> None:
-        """Forget the connection and what was derived from it: the next use reads it again (a rotated secret).
-
-        The secret read is masked at once, like a token, whatever the secrets backend did.
-        """
+        """Read the connection again (a rotated secret); the secret read is masked at once, like a token."""
         for name in ("connection", "api_url", "coupon_url", "timeout", "http_settings"):
             self.__dict__.pop(name, None)
         if self.connection.password:
@@ -254,7 +250,13 @@ class CapillaryBaseHook(BaseHook):
         response = self._request(
             "POST", self.api_url + TOKEN_ENDPOINT, json={"key": conn.login, "secret": conn.password}
         )
-        body = self._envelope(response, "token request")
+        try:
+            body = self._envelope(response, "token request")
+        except ReauthRequired:  # a 401/498 page of the token endpoint refuses the key, not a token
+            raise CapillaryAuthError(
+                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: the answer "
+                f"is not JSON (HTTP {response.status_code}). Check the connection's login and password."
+            ) from None
         data = body.get("data")
         if isinstance(data, dict) and data.get("accessToken"):
             token = str(data["accessToken"])
