@@ -46,6 +46,8 @@ from capillary_provider.operators._files import (
     dry_run_summary,
     files_summary,
     is_many,
+    literal_sources,
+    recorded_files,
     resolve_sources,
 )
 from capillary_provider.operators._series import check_series
@@ -142,7 +144,10 @@ class BaseUploadOperator(BaseOperator):
         self.spool_dir = spool_dir
         self._templates: dict[str, str] = {}
         self.last_summary: dict[str, Any] | None = None
-        assets.declare(self.inlets, self.outlets, source)  # the series (an alias until run time) and the source
+        self.read_files: list[str] = []
+        """The source files this run read (lineage's inputs): known once resolved."""
+        # The series (an alias until run time) and each source file known before the run.
+        assets.declare(self.inlets, self.outlets, literal_sources(source))
 
     def parameter_checks(self) -> dict[str, _params.Check]:
         """Each checked parameter's check (:mod:`~capillary_provider.operators._params`); kinds add theirs."""
@@ -210,7 +215,9 @@ class BaseUploadOperator(BaseOperator):
         files: list[PreparedFile] = []
         try:
             # Every file is validated before the first byte of any is sent; each upload reads what its scan read.
-            for path in self._source_paths():
+            paths = self._source_paths()
+            self.read_files = [display_name(path) for path in paths]
+            for path in paths:
                 files.append(self._prepare(context, path, rules))
             if self.dry_run_only:
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
@@ -252,6 +259,7 @@ class BaseUploadOperator(BaseOperator):
         """Resume after the trigger: the same verdict as a wait in the worker."""
         self.check_parameters(rendered=True)
         series_id = str(self.coupon_series_id)
+        self.read_files = recorded_files(self.source, self._source_files(context))
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
@@ -262,7 +270,10 @@ class BaseUploadOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
-        return lineage.facets_on_complete(self)
+        # Before any file is read (no run in this object), the files named literally are all that is known.
+        files = self.read_files or [display_name(getattr(s, "uri", s)) for s in literal_sources(self.source)]
+        summary = self.last_summary or {}
+        return lineage.facets_on_complete(str(self.coupon_series_id), files, summary, self.hook.coupon_url)
 
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
