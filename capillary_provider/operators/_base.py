@@ -301,9 +301,10 @@ class BaseUploadOperator(BaseOperator):
                 delimiter=delimiter_of(self.delimiter),
                 header_for=None if self.has_header else self.generated_header,
                 columns=columns,
+                spool_dir=self.spool_dir,
             )
         else:
-            source = ReadOnce(path, name=name)
+            source = ReadOnce(path, spool_dir=self.spool_dir, name=name)
         with source.for_scan() as stream:
             plan = scan_file(
                 stream,
@@ -323,6 +324,7 @@ class BaseUploadOperator(BaseOperator):
                 max_skipped_rows=self.max_skipped_rows,
                 rejected_rows_to=target / path.name if many else target,
                 log=self.log,
+                spool_dir=self.spool_dir,
             )
         prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
         self.log.info(

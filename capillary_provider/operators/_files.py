@@ -123,6 +123,7 @@ class PreparedFile:
         max_skipped_rows: int | None,
         rejected_rows_to: ObjectStoragePath,
         log: Any,
+        spool_dir: str | None = None,
     ) -> None:
         """Write the invalid rows to ``rejected_rows_to``, then plan the file without them: the rows are safe
         before anything is uploaded. More than ``max_skipped_rows`` fail the task, sending nothing."""
@@ -134,7 +135,13 @@ class PreparedFile:
                 f"nothing was uploaded. First: row {first} ({rejected[first]})."
             )
         self.skipped = SkippedRows(
-            self.source, self.plan, rules, name=self.name, batch_size=batch_size, rejected_rows_to=rejected_rows_to
+            self.source,
+            self.plan,
+            rules,
+            name=self.name,
+            batch_size=batch_size,
+            rejected_rows_to=rejected_rows_to,
+            spool_dir=spool_dir,
         )
         self.source.close()
         self.source, self.plan = self.skipped.source, self.skipped.plan
