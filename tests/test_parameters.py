@@ -195,3 +195,16 @@ def test_a_template_in_a_parameter_airflow_does_not_render_fails_at_parse_time()
     assert parse_error(batch_size="{{ params.size }}") == (
         "batch_size must be a whole number of rows, at least 1, not '{{ params.size }}'"
     )
+
+
+def test_an_xcomarg_is_checked_once_resolved_not_at_parse_time() -> None:
+    from airflow.sdk import DAG, task
+
+    with DAG("series_from_a_task"):
+
+        @task
+        def create_series() -> str:
+            return ""
+
+        operator = coupon_operator(coupon_series_id=create_series())
+    assert not isinstance(operator.coupon_series_id, (int, str))

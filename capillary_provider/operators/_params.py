@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk import XComArg
+
 from capillary_provider.exceptions import CapillaryConfigError
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 
@@ -25,7 +27,7 @@ Check = Callable[[Any], Any]
 
 def is_deferred(value: object) -> bool:
     """True for a value Airflow renders later: a string holding a template, or an ``XComArg``."""
-    return (isinstance(value, str) and "{{" in value) or hasattr(value, "resolve")
+    return (isinstance(value, str) and "{{" in value) or isinstance(value, XComArg)
 
 
 def checked(name: str, value: Any, check: Check, template: str | None = None) -> Any:
