@@ -13,7 +13,7 @@ Asset events are recorded by Airflow only when the task succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -52,23 +52,28 @@ def coupon_series_asset(host: str, coupon_series_id: int | str) -> Asset:
 
 
 def source_inlet(source: object) -> Asset | None:
-    """The inlet for an upload's source: the source itself if it is an Asset, its URI if it is an
-    ``ObjectStoragePath``; None for a plain path or a templated string (not known before the run)."""
+    """The inlet for one source file: the source itself if it is an Asset, its URI if it is an
+    ``ObjectStoragePath`` or a URI string (``s3://bucket/coupons.csv``); None for a local path."""
     if isinstance(source, Asset):
         return source
-    if isinstance(source, ObjectStoragePath):
+    if isinstance(source, ObjectStoragePath) or (isinstance(source, str) and "://" in source):
         uri = str(source)
         return Asset(name=uri, uri=uri)
     return None
 
 
-def declare(inlets: list[Any], outlets: list[Any], source: object) -> None:
-    """Add the series alias to ``outlets`` and the source (see :func:`source_inlet`) to ``inlets``, in place."""
+def declare(inlets: list[Any], outlets: list[Any], sources: Sequence[object]) -> None:
+    """Add the series alias to ``outlets`` and one inlet per source file (:func:`source_inlet`) to ``inlets``,
+    in place.
+
+    :param sources: the files known before the run (templated strings and glob patterns left out: their
+        files are known only once read, and lineage names them then).
+    """
     if not any(isinstance(item, AssetAlias) and item.name == COUPON_SERIES_ALIAS for item in outlets):
         outlets.append(AssetAlias(name=COUPON_SERIES_ALIAS))
-    inlet = source_inlet(source)
-    if inlet is not None and not any(isinstance(item, Asset) and item.uri == inlet.uri for item in inlets):
-        inlets.append(inlet)
+    for inlet in map(source_inlet, sources):
+        if inlet is not None and not any(isinstance(item, Asset) and item.uri == inlet.uri for item in inlets):
+            inlets.append(inlet)
 
 
 def asset_event_extra(summary: Mapping[str, Any], upload_kind: str) -> dict[str, Any]:

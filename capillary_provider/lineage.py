@@ -1,12 +1,14 @@
-"""OpenLineage for the upload operators: the source file in, the coupon series out, with the row counts.
+"""OpenLineage for the upload operators: the source files in, the coupon series out, with the row counts.
 
-The OpenLineage provider (``pip install 'airflow-provider-capillary[openlineage]'``) calls the operators'
+It takes plain data (the series, the files read, the summary, the coupon host), not the operator, so it
+imports nothing of the operators. The OpenLineage provider
+(``pip install 'airflow-provider-capillary[openlineage]'``) calls the operators'
 ``get_openlineage_facets_on_complete``, which asks :func:`facets_on_complete`. Without the provider
 the import fails and no lineage is reported; nothing else changes.
 
-- input: the source, named as OpenLineage names files: a local file is namespace ``file`` and its
-  absolute path; ``s3://bucket/key`` is namespace ``s3://bucket``, name ``key`` (any other scheme the
-  same way).
+- inputs: one dataset per file the upload really read (each file of a list, each match of a glob, or
+  the one file), named as OpenLineage names files: a local file is namespace ``file`` and its absolute
+  path; ``s3://bucket/key`` is namespace ``s3://bucket``, name ``key`` (any other scheme the same way).
 - output: the series, namespace ``capillary://{coupon host}``, name ``coupon-series/{id}`` (the same
   URI as its Airflow Asset), with an ``outputStatistics`` facet: the rows Capillary accepted.
 """
@@ -15,13 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from capillary_provider.assets import coupon_host
-
-if TYPE_CHECKING:
-    from capillary_provider.operators._base import BaseUploadOperator
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,14 @@ def series_dataset_name(coupon_url: str, coupon_series_id: str) -> tuple[str, st
     return f"capillary://{coupon_host(coupon_url)}", f"coupon-series/{coupon_series_id}"
 
 
-def facets_on_complete(operator: BaseUploadOperator) -> Any:
-    """The ``OperatorLineage`` of a finished upload, or None when the OpenLineage provider is not installed."""
+def facets_on_complete(coupon_series_id: str, files: Sequence[str], summary: Mapping[str, Any], coupon_url: str) -> Any:
+    """The ``OperatorLineage`` of a finished upload, or None when the OpenLineage provider is not installed.
+
+    :param coupon_series_id: the series uploaded to.
+    :param files: each source file read, as a path or URI (without a ``conn_id@``).
+    :param summary: the task's summary; its ``accepted_rows`` becomes the series' ``outputStatistics``.
+    :param coupon_url: the connection's coupon host or URL, which names the series' namespace.
+    """
     try:
         from airflow.providers.common.compat.openlineage.facet import (
             InputDataset,
@@ -51,19 +57,15 @@ def facets_on_complete(operator: BaseUploadOperator) -> Any:
         )
         from airflow.providers.openlineage.extractors import OperatorLineage
     except ImportError:
-        log.debug("OpenLineage provider not installed: no lineage for %s", operator.task_id)
+        log.debug("OpenLineage provider not installed: no lineage for coupon series %s", coupon_series_id)
         return None
-    source = operator.source
-    uri = str(getattr(source, "uri", source))
-    in_namespace, in_name = source_dataset_name(uri)
-    out_namespace, out_name = series_dataset_name(operator.hook.coupon_url, str(operator.coupon_series_id).strip())
-    summary = operator.last_summary or {}
+    inputs = [InputDataset(namespace=namespace, name=name) for namespace, name in map(source_dataset_name, files)]
+    out_namespace, out_name = series_dataset_name(coupon_url, coupon_series_id.strip())
     facets: dict[str, Any] = {}
     if "accepted_rows" in summary:
         facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=int(summary["accepted_rows"]))
     return OperatorLineage(
-        inputs=[InputDataset(namespace=in_namespace, name=in_name)],
-        outputs=[OutputDataset(namespace=out_namespace, name=out_name, outputFacets=facets)],
+        inputs=inputs, outputs=[OutputDataset(namespace=out_namespace, name=out_name, outputFacets=facets)]
     )
 
 

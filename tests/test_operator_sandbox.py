@@ -321,6 +321,7 @@ def test_templated_fields() -> None:
         "source_conn_id",
         "rejected_rows_to",
         "archive_to",
+        "spool_dir",
     }
 
 

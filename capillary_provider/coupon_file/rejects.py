@@ -109,12 +109,22 @@ class SkippedRows:
     :param name: the source as the task names it, for messages.
     :param batch_size: most rows per batch.
     :param rejected_rows_to: where the rejected-rows CSV goes (any ``ObjectStoragePath``).
+    :param spool_dir: the local folder of the file without its invalid rows (None: the system's temporary
+        folder); it holds that second copy until the upload ends.
     """
 
     def __init__(
-        self, source: ReadOnce, plan: FilePlan, rules: RowRules, *, name: str, batch_size: int, rejected_rows_to: Any
+        self,
+        source: ReadOnce,
+        plan: FilePlan,
+        rules: RowRules,
+        *,
+        name: str,
+        batch_size: int,
+        rejected_rows_to: Any,
+        spool_dir: str | None = None,
     ) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="capillary-skip-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="capillary-skip-", dir=spool_dir))
         kept_path, rejects_path = self._dir / "kept.csv", self._dir / "rejected.csv"
         with source.for_upload() as stream, kept_path.open("wb") as kept, rejects_path.open("wb") as rejects:
             self.count = split_rejected(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
@@ -35,6 +35,7 @@ from capillary_provider.exceptions import (
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status, plural, summarize
 from capillary_provider.kinds import UploadKind
+from capillary_provider.operators import _params
 from capillary_provider.operators._exactly_once import BatchUploads
 from capillary_provider.operators._files import (
     NoFiles,
@@ -45,10 +46,12 @@ from capillary_provider.operators._files import (
     dry_run_summary,
     files_summary,
     is_many,
+    literal_sources,
+    recorded_files,
     resolve_sources,
 )
-from capillary_provider.operators._helpers import series_id_of
 from capillary_provider.operators._series import check_series
+from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.waiting import JobWatch, check_once, decode_event, wait_in_worker
 
@@ -67,54 +70,18 @@ reads it back, also after a deferral."""
 class BaseUploadOperator(BaseOperator):
     """The orchestration shared by every upload kind; see the kinds' operators for the parameters.
 
-    :param coupon_series_id: the coupon series to upload to (templated).
-    :param source: the CSV: a local path, a URI such as ``s3://bucket/file.csv``, an ``ObjectStoragePath``
-        or an ``Asset`` (its URI is read; it and an ``ObjectStoragePath`` become the task's inlet);
-        ``.gz`` files are decompressed on the fly (templated).
-    :param capillary_conn_id: the Capillary connection (templated).
-    :param source_conn_id: the connection for remote storage, e.g. ``aws_default`` (templated).
-    :param batch_size: most data rows per upload; Capillary recommends 500,000 at most.
-    :param validate: check the CSV before uploading; turn off only for files you trust.
-    :param dry_run: validate and report the batches that would be uploaded, then stop.
-    :param wait_for_completion: wait until Capillary has processed every batch; if False, the task ends
-        after the upload and a :class:`~capillary_provider.sensors.coupon_upload.CouponUploadSensor` can wait.
-    :param deferrable: wait in the triggerer instead of the worker (default from
-        ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two status calls while waiting.
-    :param timeout: seconds to wait for Capillary before the task fails (and may retry: a retry
-        attaches to the same jobs).
-    :param max_error_rows: most rows Capillary may reject before the task fails; None for no limit.
-    :param max_error_ratio: most rejected rows as a fraction of all rows; None for no limit.
-    :param check_series: read the series before the first upload and fail, sending nothing, when
-        Capillary does not know it or it has expired. Any other answer (no read access, a timeout)
-        only logs a warning: the check never stops a valid upload.
-    :param invalid_rows: ``"fail"`` (nothing is sent if any row is invalid) or ``"skip"``: invalid rows
-        never reach Capillary; each is written, as it was, to ``rejected_rows_to`` before anything is
-        uploaded, and the others go up.
-    :param rejected_rows_to: path or URI (any storage) of the rejected-rows CSV: the original header plus
-        the row's 1-based row number and the reason (templated; required with ``invalid_rows="skip"``).
-    :param max_skipped_rows: with ``"skip"``, most invalid rows tolerated before the task fails, sending
-        nothing; None for no ceiling.
-    :param skip_if_no_files: when ``source`` is a pattern that matches no file, mark the task skipped
-        instead of failing it.
-    :param archive_to: folder or URI (any storage; templated) each source file is moved (or copied) to
-        once the verdict has passed: never before, so a file is never archived unless Capillary took it.
-    :param archive_mode: ``"move"`` (copy, check, then delete the source) or ``"copy"``.
-    :param has_header: False for a file whose first row is data: the upload gets the header row
-        Capillary expects, and rows are named as the file numbers them.
-    :param delimiter: the file's field delimiter: ``","``, ``";"``, ``"tab"`` or ``"|"``; the upload is
-        converted to commas on the fly.
+    The parameters are those of :data:`~capillary_provider.operators._signature.SHARED_PARAMETERS`.
     """
 
     upload_kind: ClassVar[UploadKind]
-    template_fields: Sequence[str] = ("coupon_series_id", "source", "capillary_conn_id", "source_conn_id")
+    template_fields: Sequence[str] = ("coupon_series_id", "source", "capillary_conn_id", "source_conn_id", "spool_dir")
     ui_color = "#f2e6ff"
 
     def __init__(
         self,
         *,
         coupon_series_id: int | str,
-        source: str | ObjectStoragePath | Asset,
+        source: str | ObjectStoragePath | Asset | Sequence[str | ObjectStoragePath],
         capillary_conn_id: str = CapillaryHook.default_conn_name,
         source_conn_id: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -127,22 +94,19 @@ class BaseUploadOperator(BaseOperator):
         max_error_rows: int | None = 0,
         max_error_ratio: float | None = None,
         check_series: bool = True,
-        invalid_rows: str = "fail",
+        invalid_rows: Literal["fail", "skip"] = "fail",
         rejected_rows_to: str | ObjectStoragePath | None = None,
         max_skipped_rows: int | None = None,
         skip_if_no_files: bool = False,
         archive_to: str | ObjectStoragePath | None = None,
-        archive_mode: str = "move",
-        has_header: bool = True,
+        archive_mode: Literal["move", "copy"] = "move",
+        has_header: bool | None = None,
         delimiter: str = ",",
+        spool_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
+        refuse_unknown(type(self), kwargs)
         super().__init__(**kwargs)
-        if batch_size < 1:
-            raise CapillaryConfigError(f"batch_size must be at least 1, not {batch_size}")
-        if poll_interval <= 0:
-            raise CapillaryConfigError(f"poll_interval must be positive, not {poll_interval}")
-        FailurePolicy.checked(max_error_rows, max_error_ratio)
         self.coupon_series_id = coupon_series_id
         self.source = source
         self.capillary_conn_id = capillary_conn_id
@@ -150,11 +114,11 @@ class BaseUploadOperator(BaseOperator):
         self.batch_size = batch_size
         self.validate = validate
         # Not `self.dry_run`: BaseOperator.dry_run() is a method Airflow calls.
-        self.dry_run_only = dry_run
+        self.dry_run_only = _params.checked("dry_run", dry_run, _params.flag)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self.timeout = cast("float", timeout)  # seconds once check_parameters has run
         self.max_error_rows = max_error_rows
         self.max_error_ratio = max_error_ratio
         self.check_series = check_series
@@ -174,10 +138,42 @@ class BaseUploadOperator(BaseOperator):
             delimiter_of(delimiter)
         except ValueError as exc:
             raise CapillaryConfigError(str(exc)) from None
-        self.has_header = has_header
+        # None: a header row is expected (read as True until the first-row check gives None its own meaning).
+        self.has_header = True if has_header is None else has_header
         self.delimiter = delimiter
+        self.spool_dir = spool_dir
+        self._templates: dict[str, str] = {}
         self.last_summary: dict[str, Any] | None = None
-        assets.declare(self.inlets, self.outlets, source)  # the series (an alias until run time) and the source
+        self.read_files: list[str] = []
+        """The source files this run read (lineage's inputs): known once resolved."""
+        # The series (an alias until run time) and each source file known before the run.
+        assets.declare(self.inlets, self.outlets, literal_sources(source))
+
+    def parameter_checks(self) -> dict[str, _params.Check]:
+        """Each checked parameter's check (:mod:`~capillary_provider.operators._params`); kinds add theirs."""
+        return {
+            "coupon_series_id": _params.series_id,
+            "batch_size": _params.batch_size,
+            "poll_interval": _params.seconds,
+            "timeout": _params.seconds,
+            "max_error_rows": _params.optional_count,
+            "max_error_ratio": _params.ratio,
+            "max_skipped_rows": _params.optional_count,
+            "has_header": _params.optional_bool,
+            **{name: _params.flag for name in ("validate", "wait_for_completion", "deferrable", "check_series")},
+        }
+
+    def check_parameters(self, *, rendered: bool) -> None:
+        """Check and normalize the parameters: literals at parse time (a template's text is remembered),
+        all of them once rendered, naming the template a wrong value came from. Kinds call it at the end
+        of ``__init__``; ``execute`` and ``execute_complete`` once rendered."""
+        for name, check in self.parameter_checks().items():
+            value = getattr(self, name)
+            if not rendered and name in self.template_fields and _params.is_deferred(value):
+                if isinstance(value, str):
+                    self._templates[name] = value
+                continue
+            setattr(self, name, _params.checked(name, value, check, self._templates.get(name)))
 
     @property
     def policy(self) -> FailurePolicy:
@@ -213,12 +209,15 @@ class BaseUploadOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        series_id = series_id_of(self.coupon_series_id)
+        self.check_parameters(rendered=True)
+        series_id = str(self.coupon_series_id)
         rules = self.row_rules()
         files: list[PreparedFile] = []
         try:
             # Every file is validated before the first byte of any is sent; each upload reads what its scan read.
-            for path in self._source_paths():
+            paths = self._source_paths()
+            self.read_files = [display_name(path) for path in paths]
+            for path in paths:
                 files.append(self._prepare(context, path, rules))
             if self.dry_run_only:
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
@@ -259,7 +258,9 @@ class BaseUploadOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a wait in the worker."""
-        series_id = series_id_of(self.coupon_series_id)
+        self.check_parameters(rendered=True)
+        series_id = str(self.coupon_series_id)
+        self.read_files = recorded_files(self.source, self._source_files(context))
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
@@ -270,7 +271,10 @@ class BaseUploadOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
-        return lineage.facets_on_complete(self)
+        # Before any file is read (no run in this object), the files named literally are all that is known.
+        files = self.read_files or [display_name(getattr(s, "uri", s)) for s in literal_sources(self.source)]
+        summary = self.last_summary or {}
+        return lineage.facets_on_complete(str(self.coupon_series_id), files, summary, self.hook.coupon_url)
 
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
@@ -298,9 +302,10 @@ class BaseUploadOperator(BaseOperator):
                 delimiter=delimiter_of(self.delimiter),
                 header_for=None if self.has_header else self.generated_header,
                 columns=columns,
+                spool_dir=self.spool_dir,
             )
         else:
-            source = ReadOnce(path, name=name)
+            source = ReadOnce(path, spool_dir=self.spool_dir, name=name)
         with source.for_scan() as stream:
             plan = scan_file(
                 stream,
@@ -320,6 +325,7 @@ class BaseUploadOperator(BaseOperator):
                 max_skipped_rows=self.max_skipped_rows,
                 rejected_rows_to=target / path.name if many else target,
                 log=self.log,
+                spool_dir=self.spool_dir,
             )
         prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
         self.log.info(

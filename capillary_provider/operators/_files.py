@@ -56,6 +56,20 @@ def is_many(source: Any) -> bool:
     return isinstance(source, (list, tuple)) or (isinstance(source, str) and bool(_GLOB.search(source)))
 
 
+def literal_sources(source: Any) -> list[Any]:
+    """The entries of ``source`` (one, or each of a list) known before the run: not a template, not a pattern."""
+    entries: Sequence[Any] = source if isinstance(source, (list, tuple)) else [source]
+    return [entry for entry in entries if not (isinstance(entry, str) and ("{{" in entry or _GLOB.search(entry)))]
+
+
+def recorded_files(source: Any, records: Sequence[dict[str, Any]]) -> list[str]:
+    """The files an upload read, from its :meth:`PreparedFile.record` entries (kept in XCom across a
+    deferral): each file of a list or pattern by its recorded name, a single source by its URI."""
+    if is_many(source):
+        return [record["source"] for record in records]
+    return [display_name(getattr(source, "uri", source))]
+
+
 def display_name(path: Any) -> str:
     """A path as users write it: ``s3://bucket/key``, without the ``conn_id@`` that ``str()`` adds."""
     return re.sub(r"^([a-z0-9+.-]+://)[^@/]*@", r"\1", str(path))
@@ -109,6 +123,7 @@ class PreparedFile:
         max_skipped_rows: int | None,
         rejected_rows_to: ObjectStoragePath,
         log: Any,
+        spool_dir: str | None = None,
     ) -> None:
         """Write the invalid rows to ``rejected_rows_to``, then plan the file without them: the rows are safe
         before anything is uploaded. More than ``max_skipped_rows`` fail the task, sending nothing."""
@@ -120,7 +135,13 @@ class PreparedFile:
                 f"nothing was uploaded. First: row {first} ({rejected[first]})."
             )
         self.skipped = SkippedRows(
-            self.source, self.plan, rules, name=self.name, batch_size=batch_size, rejected_rows_to=rejected_rows_to
+            self.source,
+            self.plan,
+            rules,
+            name=self.name,
+            batch_size=batch_size,
+            rejected_rows_to=rejected_rows_to,
+            spool_dir=spool_dir,
         )
         self.source.close()
         self.source, self.plan = self.skipped.source, self.skipped.plan

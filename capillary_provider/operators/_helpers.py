@@ -1,17 +1,8 @@
-"""Small pure helpers of the upload operators: series ids and job lookup by name."""
+"""Small pure helpers of the upload operators: job lookup by name."""
 
 from __future__ import annotations
 
-from capillary_provider.exceptions import CapillaryConfigError
 from capillary_provider.jobs import UploadJob
-
-
-def series_id_of(value: int | str) -> str:
-    """``coupon_series_id`` as Capillary takes it: a positive whole number, as text."""
-    text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
-        raise CapillaryConfigError(f"coupon_series_id must be a positive whole number, not {value!r}")
-    return text
 
 
 def by_file_name(jobs: list[UploadJob]) -> dict[str, UploadJob]:

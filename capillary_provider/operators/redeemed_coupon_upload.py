@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
-from capillary_provider.coupon_file import BatchReader
+from airflow.sdk import Asset, ObjectStoragePath
+
+from capillary_provider._compat import conf
+from capillary_provider.coupon_file import DEFAULT_BATCH_SIZE, BatchReader
 from capillary_provider.coupon_file.rows import RedeemedRows
 from capillary_provider.exceptions import CapillaryConfigError
+from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import REDEEMED_COUPON
+from capillary_provider.operators import _params
 from capillary_provider.operators._base import BaseUploadOperator
+from capillary_provider.operators._signature import SHARED_PARAMETERS, shared_arguments
 
 __all__ = ["RedeemedCouponUploadOperator"]
 
 
 class RedeemedCouponUploadOperator(BaseUploadOperator):
-    """Upload a CSV of redeemed coupons to a coupon series and wait until Capillary has processed it.
+    __doc__ = (
+        """Upload a CSV of redeemed coupons to a coupon series and wait until Capillary has processed it.
 
     The same flow as :class:`~capillary_provider.operators.coupon_upload.CouponUploadOperator`
     (validated before sending, streamed batches, exactly once per batch, XCom, the three ways of
     waiting, the verdict), against Capillary's redeemed-coupon endpoints. Jobs are ``QUEUED`` then
     ``COMPLETED``; a status Capillary has not documented counts as still in progress.
 
-    :param customer_identifier: MOBILE, EMAIL, EXTERNAL_ID or USER_ID (templated).
-    :param coupon_identifier: COUPON_CODE or COUPON_ID: how the rows name the coupon (templated).
+    :param customer_identifier: MOBILE, EMAIL, EXTERNAL_ID or USER_ID, in any case (templated).
+    :param coupon_identifier: COUPON_CODE or COUPON_ID, in any case: how the rows name the coupon (templated).
     :param upload_headers: column key to zero-based column, sent as Capillary's ``uploadHeaders``: the
         customer key (``mobile``, ``email``, ``externalId``, ``userId``), the coupon key (``couponCode``
         or ``couponId``), ``redeemedDateInMillis`` and ``redeemedAt`` are required; ``billId``,
@@ -33,9 +41,9 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         cells may name the keys in any case, spacing or underscores, or use the docs' labels
         (``redeemed date in millis``) (templated).
     :param details: free text about this upload, sent as ``Details`` (templated).
-
-    The other parameters are those of :class:`~capillary_provider.operators._base.BaseUploadOperator`.
     """
+        + SHARED_PARAMETERS
+    )
 
     upload_kind = REDEEMED_COUPON
     template_fields: Sequence[str] = (
@@ -49,6 +57,7 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         "source_conn_id",
         "rejected_rows_to",
         "archive_to",
+        "spool_dir",
     )
 
     def __init__(
@@ -58,28 +67,51 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         coupon_identifier: str = CouponIdentifier.COUPON_CODE.value,
         upload_headers: Mapping[str, int] | None = None,
         details: str | None = None,
+        coupon_series_id: int | str,
+        source: str | ObjectStoragePath | Asset | Sequence[str | ObjectStoragePath],
+        capillary_conn_id: str = CapillaryHook.default_conn_name,
+        source_conn_id: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        validate: bool = True,
+        dry_run: bool = False,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30.0,
+        timeout: float | timedelta = timedelta(hours=6),
+        max_error_rows: int | None = 0,
+        max_error_ratio: float | None = None,
+        check_series: bool = True,
+        invalid_rows: Literal["fail", "skip"] = "fail",
+        rejected_rows_to: str | ObjectStoragePath | None = None,
+        max_skipped_rows: int | None = None,
+        skip_if_no_files: bool = False,
+        archive_to: str | ObjectStoragePath | None = None,
+        archive_mode: Literal["move", "copy"] = "move",
+        has_header: bool | None = None,
+        delimiter: str = ",",
+        spool_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**shared_arguments(BaseUploadOperator, locals()))
         self.customer_identifier = customer_identifier
         self.coupon_identifier = coupon_identifier
         self.upload_headers = upload_headers
         self.details = details
         self._rules: RedeemedRows | None = None
+        self.check_parameters(rendered=False)
+
+    def parameter_checks(self) -> dict[str, _params.Check]:
+        return {
+            **super().parameter_checks(),
+            "customer_identifier": _params.identifier(REDEEMED_COUPON.customer_identifiers),
+            "coupon_identifier": _params.coupon_identifier,
+            "upload_headers": _params.header_map,
+        }
 
     def row_rules(self) -> RedeemedRows:
-        try:
-            identifier = IdentifierType.parse(self.customer_identifier, allowed=REDEEMED_COUPON.customer_identifiers)
-        except ValueError as exc:
-            raise CapillaryConfigError(f"customer_identifier {exc}") from None
-        if self.coupon_identifier not in CouponIdentifier._value2member_map_:
-            raise CapillaryConfigError(
-                f"coupon_identifier must be one of {', '.join(CouponIdentifier)}, not {self.coupon_identifier!r}"
-            )
-        headers = self.upload_headers
-        if headers is not None and not isinstance(headers, Mapping):
-            raise CapillaryConfigError(f"upload_headers must map column keys to column numbers, not {headers!r}")
-        self._rules = RedeemedRows(identifier, CouponIdentifier(self.coupon_identifier), headers)
+        # The parameters were checked and normalized (check_parameters) before execute calls this.
+        identifier = IdentifierType(self.customer_identifier)
+        self._rules = RedeemedRows(identifier, CouponIdentifier(self.coupon_identifier), self.upload_headers)
         return self._rules
 
     def generated_header(self, columns: int) -> list[str]:

@@ -83,6 +83,17 @@ def _airflow() -> str:
     return str(candidate) if candidate.exists() else "airflow"
 
 
+def _tail(text: str, limit: int = 20000) -> str:
+    """The last whole lines of ``text`` within ``limit`` characters, saying how many earlier lines are left out."""
+    if len(text) <= limit:
+        return text if not text or text.endswith("\n") else text + "\n"
+    kept = text[-limit:].split("\n", 1)[1]
+    skipped = text[: len(text) - len(kept)].count("\n")
+    return (
+        f"[... {skipped} earlier lines of Airflow's log left out ...]\n" + kept + ("" if kept.endswith("\n") else "\n")
+    )
+
+
 def _status(job: dict[str, Any]) -> str:
     """A coupon job's ``uploadStatus`` or a redeemed job's ``uploadRedeemedCouponStatus``."""
     return str(job.get("uploadStatus") or job.get("uploadRedeemedCouponStatus"))
@@ -112,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         env = airflow_env(Path(home), dags_folder, sandbox)
         migrate(env)
         result = dags_test(args.dag_id, env, conf=args.conf)
-        sys.stdout.write(result.stdout[-20000:])
-        sys.stderr.write(result.stderr[-20000:])
+        # Airflow's log first, whole lines only, all on stdout and flushed: the jobs table below is never cut
+        # or interleaved with it (stderr and stdout are buffered apart when both go to one terminal or pipe).
+        sys.stdout.write(_tail(result.stdout) + _tail(result.stderr))
+        sys.stdout.flush()
         if result.returncode != 0 and "could not be found" in result.stdout + result.stderr:
             print(
                 f"\nNo DAG {args.dag_id!r} in {dags_folder} (or its file failed to parse): pass --dags-folder with "
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{job['uploadedFileName']}"
             )
         finished = bool(jobs) and all(_status(job) in {"FINISHED", "COMPLETED"} for job in jobs)
-        print(f"\n`airflow dags test {args.dag_id}` exited {result.returncode}; jobs finished: {finished}")
+        print(f"\n`airflow dags test {args.dag_id}` exited {result.returncode}; jobs finished: {finished}", flush=True)
         return 0 if result.returncode == 0 and finished else 1
 
 

@@ -1,0 +1,153 @@
+"""The upload operators' parameter checks: literal values when the DAG is parsed, templates once rendered.
+
+A DAG author learns of a wrong literal (``max_error_rows="ten"``, ``batch_size=0``, ``customer_identifier=
+"PHONE"``) when the DAG file is parsed, not hours later in a run. A value Airflow renders later (a string
+holding ``{{``, or an ``XComArg``) cannot be judged then: it is checked at the start of ``execute``, after
+rendering, and the message names the parameter, the value it rendered to and the template that gave it,
+because the template, not the value, is what the author has to fix.
+
+Each check takes the value and returns it normalized (``"mobile"`` -> ``"MOBILE"``, ``"3"`` -> ``3``), or
+raises :class:`ValueError` with the rule the value breaks (``"must be ..."``); :func:`checked` turns that
+into a :class:`~capillary_provider.exceptions.CapillaryConfigError`, which Airflow does not retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import XComArg
+
+from capillary_provider.exceptions import CapillaryConfigError
+from capillary_provider.identifiers import CouponIdentifier, IdentifierType
+
+Check = Callable[[Any], Any]
+
+
+def is_deferred(value: object) -> bool:
+    """True for a value Airflow renders later: a string holding a template, or an ``XComArg``."""
+    return (isinstance(value, str) and "{{" in value) or isinstance(value, XComArg)
+
+
+def checked(name: str, value: Any, check: Check, template: str | None = None) -> Any:
+    """``check(value)``; a :class:`CapillaryConfigError` naming ``name`` (and ``template``) if it fails."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        if template is None:
+            raise CapillaryConfigError(f"{name} {exc}, not {value!r}") from None
+        raise CapillaryConfigError(
+            f'{name} rendered to {value!r} from template "{template}"; it {exc}. Fix the template or what it reads.'
+        ) from None
+
+
+def _whole(value: Any, *, minimum: int, rule: str) -> int:
+    """An int (or, once rendered, its text) of at least ``minimum``; never a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(rule)
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or int(text) < minimum:
+        raise ValueError(rule)
+    return int(text)
+
+
+def series_id(value: Any) -> str:
+    """``coupon_series_id`` as Capillary takes it: a positive whole number, as text."""
+    return str(_whole(value, minimum=1, rule="must be a positive whole number"))
+
+
+def batch_size(value: Any) -> int:
+    return _whole(value, minimum=1, rule="must be a whole number of rows, at least 1")
+
+
+def optional_count(value: Any) -> int | None:
+    """A row count threshold (``max_error_rows``, ``max_skipped_rows``): 0 or more, or None for no limit."""
+    if value is None:
+        return None
+    return _whole(value, minimum=0, rule="must be a whole number of rows, 0 or more, or None for no limit")
+
+
+def column(value: Any) -> int | None:
+    """A zero-based column index (an int, or the rendered text of one); None (or empty text) when not given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+        raise ValueError("must be a zero-based column number")
+    if int(value) < 0:
+        raise ValueError("must be 0 or more (zero-based: 0 is the first column)")
+    return int(value)
+
+
+def _number(value: Any, rule: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(rule)
+    return float(value)
+
+
+def ratio(value: Any) -> float | None:
+    """``max_error_ratio``: a fraction between 0 and 1, or None for no limit."""
+    rule = "must be a fraction between 0 and 1 (0.01 = 1 %), or None for no limit"
+    if value is None:
+        return None
+    number = _number(value, rule)
+    if not 0 <= number <= 1:
+        raise ValueError(rule)
+    return number
+
+
+def seconds(value: Any) -> float:
+    """``poll_interval`` and ``timeout``: a positive number of seconds (or a ``timedelta``)."""
+    rule = "must be a positive number of seconds (or a timedelta)"
+    number = value.total_seconds() if isinstance(value, timedelta) else _number(value, rule)
+    if number <= 0:
+        raise ValueError(rule)
+    return number
+
+
+def identifier(allowed: frozenset[IdentifierType] | None) -> Check:
+    """A customer identifier type among ``allowed``, in any case: ``"mobile"`` is ``MOBILE``."""
+    names = [member.value for member in IdentifierType if allowed is None or member in allowed]
+
+    def check(value: Any) -> str:
+        text = value.strip().upper() if isinstance(value, str) else value
+        if text not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+        return str(text)
+
+    return check
+
+
+def coupon_identifier(value: Any) -> str:
+    """``COUPON_CODE`` or ``COUPON_ID``, in any case."""
+    text = value.strip().upper() if isinstance(value, str) else value
+    if text not in CouponIdentifier._value2member_map_:
+        raise ValueError(f"must be one of {', '.join(CouponIdentifier)}")
+    return str(text)
+
+
+def header_map(value: Any) -> Mapping[str, int] | None:
+    """``upload_headers``: column keys to zero-based column numbers, or None to read them from the header row."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError("must map column keys to zero-based column numbers, e.g. {'mobile': 0}")
+    columns: dict[str, int] = {}
+    for key, index in value.items():
+        number = column(index) if isinstance(index, int) or (isinstance(index, str) and index.isdigit()) else None
+        if number is None:
+            raise ValueError(f"must map each column key to a zero-based column number ({key!r} has {index!r})")
+        columns[key] = number
+    return columns
+
+
+def optional_bool(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError("must be True, False or None")
+    return value
+
+
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be True or False")
+    return value
