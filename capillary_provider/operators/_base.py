@@ -26,6 +26,7 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
+from capillary_provider.coupon_file.first_row import check_first_row
 from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
     CapillaryConfigError,
@@ -101,7 +102,10 @@ class BaseUploadOperator(BaseOperator):
         once the verdict has passed: never before, so a file is never archived unless Capillary took it.
     :param archive_mode: ``"move"`` (copy, check, then delete the source) or ``"copy"``.
     :param has_header: False for a file whose first row is data: the upload gets the header row
-        Capillary expects, and rows are named as the file numbers them.
+        Capillary expects, and rows are named as the file numbers them. None (the default): the first
+        row is the header, but the task fails before sending if it looks like data (its identifier cell
+        is a valid MOBILE, USER_ID or EMAIL value, which no header cell is), rather than drop a
+        customer's row. True: the first row is the header whatever it holds (a warning if it looks like data).
     :param delimiter: the file's field delimiter: ``","``, ``";"``, ``"tab"`` or ``"|"``; the upload is
         converted to commas on the fly.
     """
@@ -133,7 +137,7 @@ class BaseUploadOperator(BaseOperator):
         skip_if_no_files: bool = False,
         archive_to: str | ObjectStoragePath | None = None,
         archive_mode: str = "move",
-        has_header: bool = True,
+        has_header: bool | None = None,
         delimiter: str = ",",
         **kwargs: Any,
     ) -> None:
@@ -289,13 +293,13 @@ class BaseUploadOperator(BaseOperator):
         many = is_many(self.source)
         name = display_name(path) if many else str(self.source)
         columns = self.upload_columns()
-        converted = not self.has_header or self.delimiter != "," or columns is not None
+        converted = self.has_header is False or self.delimiter != "," or columns is not None
         if converted:
             source = normalized_copy(
                 path,
                 name=name,
                 delimiter=delimiter_of(self.delimiter),
-                header_for=None if self.has_header else self.generated_header,
+                header_for=self.generated_header if self.has_header is False else None,
                 columns=columns,
             )
         else:
@@ -308,8 +312,9 @@ class BaseUploadOperator(BaseOperator):
                 batch_size=self.batch_size,
                 validate=self.validate,
                 skip_invalid=self.invalid_rows == "skip",
-                row_offset=0 if self.has_header else 1,
+                row_offset=1 if self.has_header is False else 0,
             )
+        check_first_row(name, plan.header, rules, self.has_header, self.log)
         prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
         if plan.rejected:
             target = self._storage_path(self.rejected_rows_to)
