@@ -61,8 +61,8 @@ CASES = [
         "semicolon-delimiter",
         b"mobile;code\n919800000001;CODE1\n",
         CouponFileError,
-        "{source}: needs 2 columns (a MOBILE and a coupon code) but has 1. The delimiter looks wrong: the header"
-        " has 1 column but contains ';' or a tab; use commas.",
+        "{source}: needs 2 columns (a MOBILE and a coupon code) but has 1. The delimiter looks wrong: row 1 has 1"
+        " column but contains ';'; set delimiter=\";\".",
     ),
     BadInput(
         "ragged-rows",

@@ -571,22 +571,42 @@ def test_a_header_with_an_unclosed_quote_names_row_one() -> None:
     )
 
 
+WRONG = " The delimiter looks wrong: row 1 has 1 column but contains "
+
+
 @pytest.mark.parametrize(
-    ("line", "cells", "hinted"),
+    ("line", "cells", "hint"),
     [
-        (b"mobile;code\n", ["mobile;code"], True),
-        (b"mobile\tcode\n", ["mobile\tcode"], True),
-        (b"code\n", ["code"], False),
-        (b'"mo""bile",code\r\n', ['mo"bile', "code"], False),
-        (b"mobile;x,code\n", ["mobile;x", "code"], False),
+        (b"mobile;code\n", ["mobile;code"], WRONG + "';'; set delimiter=\";\"."),
+        (b"mobile\tcode\n", ["mobile\tcode"], WRONG + 'a tab; set delimiter="tab".'),
+        (b"mobile|code\n", ["mobile|code"], WRONG + "'|'; set delimiter=\"|\"."),
+        (b"code\n", ["code"], ""),
+        (b'"mo""bile",code\r\n', ['mo"bile', "code"], ""),
+        (b"mobile;x,code\n", ["mobile;x", "code"], ""),
     ],
-    ids=["semicolon", "tab", "one-column", "quoted", "semicolon-in-a-cell"],
+    ids=["semicolon", "tab", "pipe", "one-column", "quoted", "semicolon-in-a-cell"],
 )
-def test_the_header_cells_and_a_delimiter_hint_for_one_column_with_semicolons_or_tabs(
-    line: bytes, cells: list[str], hinted: bool
+def test_the_header_cells_and_a_hint_naming_the_delimiter_to_set_for_one_column_holding_another(
+    line: bytes, cells: list[str], hint: str
 ) -> None:
-    hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
-    assert parse_header("f.csv", line) == (cells, hint if hinted else "")
+    assert parse_header("f.csv", line) == (cells, hint)
+
+
+@pytest.mark.parametrize(
+    ("line", "delimiter"),
+    [
+        (b"919800000001;CODE1\n", ";"),
+        (b"CODE1\tjane@example.com\r\n", "tab"),
+        (b"12345|CODE1\n", "|"),
+    ],
+    ids=["mobile", "email", "user-id"],
+)
+def test_the_delimiter_hint_also_says_has_header_false_when_row_1_looks_like_data(line: bytes, delimiter: str) -> None:
+    seen = "a tab" if delimiter == "tab" else repr(delimiter)
+    expected = f'{WRONG}{seen}; set delimiter="{delimiter}" and has_header=False (row 1 looks like data).'
+    assert parse_header("f.csv", line)[1] == expected
+    assert "9198" not in expected
+    assert "jane" not in expected
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.records import split_records, unquote
+from capillary_provider.coupon_file.header import fail as fail
+from capillary_provider.coupon_file.header import looks_like_data
+from capillary_provider.coupon_file.header import parse_header as parse_header
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
 EXAMPLES = 10
 """Row numbers quoted per kind of problem; the rest are counted."""
-
-
-def fail(name: str, problem: str) -> CouponFileError:
-    """The error for a problem of file ``name``: the message starts with the file."""
-    return CouponFileError(f"{name}: {problem}")
 
 
 class Problems:
@@ -55,22 +52,6 @@ class Problems:
             messages.append(f"{self.name}: {verb} {what}: {rows}. {fix}")
         if messages:
             raise CouponFileError("\n".join(messages))
-
-
-def parse_header(name: str, line: bytes) -> tuple[list[str], str]:
-    """The header row's cells, and a hint when its delimiter looks wrong (empty if not)."""
-    if b"\x00" in line:
-        raise fail(name, "row 1 contains NUL bytes: is this a CSV of coupon codes?")
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise fail(name, "row 1 is not valid UTF-8 text. Save the file as UTF-8.") from exc
-    ((_, raw),) = list(split_records(line, 1, name, final=True))
-    header = [unquote(f).decode("utf-8") for f in raw]
-    hint = ""
-    if len(header) == 1 and (";" in text or "\t" in text):
-        hint = " The delimiter looks wrong: the header has 1 column but contains ';' or a tab; use commas."
-    return header, hint
 
 
 Describe = Callable[[int], str]
@@ -125,7 +106,24 @@ class CouponRows:
             )
         if self.identifier != IdentifierType.NOT_TAGGED and len(header) < 2:
             raise fail(name, f"needs 2 columns (a {self.identifier} and a coupon code) but has 1.{hint}")
+        self.check_width(name, header)
         return BlockSpec(len(header), self.code_column, self.column, self.identifier)
+
+    def check_width(self, name: str, header: list[str]) -> None:
+        """Capillary takes the identifier and code columns only (the code alone for NOT_TAGGED): fail for more."""
+        wanted = 1 if self.column is None else 2
+        if len(header) <= wanted:
+            return
+        takes = "a coupon code column only" if wanted == 1 else f"a {self.identifier} column and a coupon code column"
+        if any(looks_like_data(cell) for cell in header):
+            cells = "row 1 looks like data: if the file has no header row, also set has_header=False"
+        else:
+            cells = f"header: {', '.join(header)}"
+        raise fail(
+            name,
+            f"has {len(header)} columns ({cells}) but Capillary takes {takes}. Set coupon_code_column=N "
+            "(0-based) to upload only those columns.",
+        )
 
     def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
         code = fields[self.code_column]

@@ -26,6 +26,7 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
+from capillary_provider.coupon_file.first_row import check_first_row
 from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
     CapillaryConfigError,
@@ -138,8 +139,7 @@ class BaseUploadOperator(BaseOperator):
             delimiter_of(delimiter)
         except ValueError as exc:
             raise CapillaryConfigError(str(exc)) from None
-        # None: a header row is expected (read as True until the first-row check gives None its own meaning).
-        self.has_header = True if has_header is None else has_header
+        self.has_header = has_header
         self.delimiter = delimiter
         self.spool_dir = spool_dir
         self._templates: dict[str, str] = {}
@@ -294,13 +294,13 @@ class BaseUploadOperator(BaseOperator):
         many = is_many(self.source)
         name = display_name(path) if many else str(self.source)
         columns = self.upload_columns()
-        converted = not self.has_header or self.delimiter != "," or columns is not None
+        converted = self.has_header is False or self.delimiter != "," or columns is not None
         if converted:
             source = normalized_copy(
                 path,
                 name=name,
                 delimiter=delimiter_of(self.delimiter),
-                header_for=None if self.has_header else self.generated_header,
+                header_for=self.generated_header if self.has_header is False else None,
                 columns=columns,
                 spool_dir=self.spool_dir,
             )
@@ -314,8 +314,9 @@ class BaseUploadOperator(BaseOperator):
                 batch_size=self.batch_size,
                 validate=self.validate,
                 skip_invalid=self.invalid_rows == "skip",
-                row_offset=0 if self.has_header else 1,
+                row_offset=1 if self.has_header is False else 0,
             )
+        check_first_row(name, plan.header, rules, self.has_header, self.log)
         prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
         if plan.rejected:
             target = self._storage_path(self.rejected_rows_to)

@@ -54,8 +54,10 @@ SHARED_PARAMETERS = """
         once the verdict has passed: never before, so a file is never archived unless Capillary took it.
     :param archive_mode: ``"move"`` (copy, check, then delete the source) or ``"copy"``.
     :param has_header: False for a file whose first row is data: the upload gets the header row
-        Capillary expects, and rows are named as the file numbers them. None (the default): a header row is
-        expected.
+        Capillary expects, and rows are named as the file numbers them. None (the default): the first
+        row is the header, but the task fails before sending if it looks like data (its identifier cell
+        is a valid MOBILE, USER_ID or EMAIL value, which no header cell is), rather than drop a
+        customer's row. True: the first row is the header whatever it holds (a warning if it looks like data).
     :param delimiter: the file's field delimiter: ``","``, ``";"``, ``"tab"`` or ``"|"``; the upload is
         converted to commas on the fly.
     :param spool_dir: local folder (templated) for the copies a file may need: a remote or ``.gz`` source is
