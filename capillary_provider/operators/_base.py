@@ -26,6 +26,7 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
+from capillary_provider.coupon_file.encrypted import ENCRYPTED_AS_IS, PgpKey, is_encrypted, key_from_connection
 from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
     CapillaryConfigError,
@@ -104,10 +105,18 @@ class BaseUploadOperator(BaseOperator):
         Capillary expects, and rows are named as the file numbers them.
     :param delimiter: the file's field delimiter: ``","``, ``";"``, ``"tab"`` or ``"|"``; the upload is
         converted to commas on the fly.
+    :param pgp_conn_id: connection holding the private key (extra ``private_key``) and passphrase
+        (password) for PGP-encrypted sources (``*.pgp``, ``*.gpg``); see docs/connection.md (templated).
     """
 
     upload_kind: ClassVar[UploadKind]
-    template_fields: Sequence[str] = ("coupon_series_id", "source", "capillary_conn_id", "source_conn_id")
+    template_fields: Sequence[str] = (
+        "coupon_series_id",
+        "source",
+        "capillary_conn_id",
+        "source_conn_id",
+        "pgp_conn_id",
+    )
     ui_color = "#f2e6ff"
 
     def __init__(
@@ -135,6 +144,7 @@ class BaseUploadOperator(BaseOperator):
         archive_mode: str = "move",
         has_header: bool = True,
         delimiter: str = ",",
+        pgp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -176,8 +186,14 @@ class BaseUploadOperator(BaseOperator):
             raise CapillaryConfigError(str(exc)) from None
         self.has_header = has_header
         self.delimiter = delimiter
+        self.pgp_conn_id = pgp_conn_id
         self.last_summary: dict[str, Any] | None = None
         assets.declare(self.inlets, self.outlets, source)  # the series (an alias until run time) and the source
+
+    @cached_property
+    def _pgp_key(self) -> PgpKey | None:
+        """The private key of encrypted sources, read (and masked) once per run; None without pgp_conn_id."""
+        return key_from_connection(self.pgp_conn_id) if self.pgp_conn_id else None
 
     @property
     def policy(self) -> FailurePolicy:
@@ -290,6 +306,10 @@ class BaseUploadOperator(BaseOperator):
         name = display_name(path) if many else str(self.source)
         columns = self.upload_columns()
         converted = not self.has_header or self.delimiter != "," or columns is not None
+        encrypted = is_encrypted(str(path))
+        if encrypted and (converted or self.invalid_rows == "skip"):
+            raise CapillaryConfigError(ENCRYPTED_AS_IS)
+        pgp = self._pgp_key if encrypted else None
         if converted:
             source = normalized_copy(
                 path,
@@ -299,7 +319,7 @@ class BaseUploadOperator(BaseOperator):
                 columns=columns,
             )
         else:
-            source = ReadOnce(path, name=name)
+            source = ReadOnce(path, name=name, pgp=pgp)
         with source.for_scan() as stream:
             plan = scan_file(
                 stream,
