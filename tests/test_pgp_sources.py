@@ -22,6 +22,7 @@ from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.operators import _base
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
+from tests.test_storage_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixture)
 
 pytestmark = [pytest.mark.integration]
 
@@ -260,3 +261,60 @@ def test_the_gnupg_home_is_private_to_its_owner(keys: dict[str, Any], tmp_path: 
     finally:
         home.close()
     assert not Path(home.path).exists()
+
+
+@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gz.pgp"])
+def test_reading_again_from_an_earlier_byte_decrypts_the_file_anew(
+    name: str, keys: dict[str, Any], tmp_path: Path
+) -> None:
+    """What a retried batch does (BatchReader seeks its source back): the clear text is not kept to re-read."""
+    from capillary_provider.coupon_file.encrypted import PgpKey
+    from capillary_provider.coupon_file.sources import ReadOnce
+
+    data = b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(40_000))  # 1 MB: more than any read buffer
+    source = tmp_path / name
+    source.write_bytes(keys["encrypt"](gzip.compress(data) if ".gz" in name else data))
+    read_once = ReadOnce(source, pgp=PgpKey("pgp_partner", keys["ours"][1], PASSPHRASE))
+    try:
+        with read_once.for_upload() as stream:
+            assert stream.read(len(data) - 100) == data[:-100]
+            assert stream.seek(40) == 40
+            assert stream.tell() == 40
+            assert stream.read(100) == data[40:140]
+    finally:
+        read_once.close()
+
+
+def test_the_key_and_passphrase_are_masked_and_kept_out_of_xcom(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    from airflow.sdk.log import _secrets_masker
+
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    summary = run(source, pgp_conn, context)
+    key_line = keys["ours"][1].splitlines()[3]
+    assert PASSPHRASE not in _secrets_masker().redact(f"passphrase {PASSPHRASE}")
+    assert key_line not in str(_secrets_masker().redact(keys["ours"][1]))
+    pushed = json.dumps([summary, context["ti"].xcom], default=str)
+    assert PASSPHRASE not in pushed
+    assert key_line not in pushed
+
+
+@pytest.mark.s3
+def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
+    keys: dict[str, Any],
+    pgp_conn: str,
+    s3_endpoint: str,  # noqa: F811
+    capillary_conn: SandboxClient,
+    context: Any,
+) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket="partner-drop")
+    client.put_object(Bucket="partner-drop", Key="coupons.csv.gz.pgp", Body=keys["encrypt"](gzip.compress(CSV_BYTES)))
+    run("s3://partner-drop/coupons.csv.gz.pgp", pgp_conn, context, source_conn_id="aws_test")
+    assert stored_batches(capillary_conn) == expected_batches()
