@@ -53,6 +53,7 @@ class CouponUploadOperator(BaseUploadOperator):
         "coupon_code_column",
         "capillary_conn_id",
         "source_conn_id",
+        "pgp_conn_id",
         "rejected_rows_to",
         "archive_to",
     )

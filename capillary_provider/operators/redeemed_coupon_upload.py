@@ -47,6 +47,7 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         "details",
         "capillary_conn_id",
         "source_conn_id",
+        "pgp_conn_id",
         "rejected_rows_to",
         "archive_to",
     )
