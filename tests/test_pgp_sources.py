@@ -11,7 +11,6 @@ import gzip
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.operators import _base
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
+from tests.pgp_keys import gpg, new_key
 from tests.test_storage_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixture)
 
 pytestmark = [pytest.mark.integration]
@@ -29,29 +29,6 @@ pytestmark = [pytest.mark.integration]
 SERIES = 7401
 PASSPHRASE = "correct horse battery staple"
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
-
-
-def gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
-    done = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback", *args],
-        input=data,
-        capture_output=True,
-        check=True,
-    )
-    return done.stdout
-
-
-def new_key(home: Path, user: str, passphrase: str) -> tuple[str, str, str]:
-    """A signing ed25519 key with a cv25519 encryption subkey: (fingerprint, armored private key, subkey ID)."""
-    home.mkdir(mode=0o700)
-    gpg(home, "--passphrase", passphrase, "--quick-gen-key", user, "ed25519", "sign", "0")
-    listing = gpg(home, "--list-keys", "--with-colons").decode()
-    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
-    gpg(home, "--passphrase", passphrase, "--quick-add-key", fingerprint, "cv25519", "encr", "0")
-    armored = gpg(home, "--passphrase", passphrase, "--armor", "--export-secret-keys", fingerprint).decode()
-    listing = gpg(home, "--list-keys", "--with-colons").decode()
-    subkey = next(line.split(":")[4] for line in listing.splitlines() if line.startswith("sub"))
-    return fingerprint, armored, subkey
 
 
 @pytest.fixture(scope="session")
