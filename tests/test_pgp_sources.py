@@ -11,7 +11,9 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile
 
 
 @pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Our key pair (with a passphrase) and a stranger's; ``encrypt(data, for_key)`` as a partner would."""
     root = tmp_path_factory.mktemp("gnupg")
     ours = new_key(root / "ours", "Coupons <coupons@example.com>", PASSPHRASE)
@@ -42,7 +44,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         home = root / "ours" if key is ours else root / "theirs"
         return gpg(home, "--trust-model", "always", "--recipient", key[0], "--encrypt", data=data)
 
-    return {"ours": ours, "theirs": theirs, "encrypt": encrypt}
+    yield {"ours": ours, "theirs": theirs, "encrypt": encrypt}
+    for home in ("ours", "theirs"):
+        subprocess.run(["gpgconf", "--homedir", str(root / home), "--kill", "gpg-agent"], check=False)
 
 
 @pytest.fixture
@@ -295,3 +299,25 @@ def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
     client.put_object(Bucket="partner-drop", Key="coupons.csv.gz.pgp", Body=keys["encrypt"](gzip.compress(CSV_BYTES)))
     run("s3://partner-drop/coupons.csv.gz.pgp", pgp_conn, context, source_conn_id="aws_test")
     assert stored_batches(capillary_conn) == expected_batches()
+
+
+@pytest.mark.parametrize("fault", ["wrong key", "damaged"])
+def test_a_failed_decryption_leaves_no_key_and_no_agent_behind(
+    fault: str, keys: dict[str, Any], pgp_conn: str, capillary_conn: SandboxClient, context: Any, monkeypatch: Any
+) -> None:
+    spool = Path(tempfile.mkdtemp(prefix="spool-", dir="/tmp"))  # short: gpg-agent's socket lives in it
+    source = spool.parent / f"{spool.name}.csv.pgp"
+    cipher = bytearray(keys["encrypt"](CSV_BYTES * 40, keys["theirs"] if fault == "wrong key" else keys["ours"]))
+    if fault == "damaged":
+        cipher[len(cipher) // 2] ^= 0xFF
+    source.write_bytes(bytes(cipher))
+    try:
+        monkeypatch.setattr("tempfile.tempdir", str(spool))
+        with pytest.raises(CouponFileError):
+            run(source, pgp_conn, context)
+        assert list(spool.iterdir()) == [], "the GnuPG home (with the private key) is deleted at once"
+        agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {spool}/"], capture_output=True, check=False)
+        assert agents.stdout == b"", "its gpg-agent is stopped"
+    finally:
+        shutil.rmtree(spool)
+        source.unlink()

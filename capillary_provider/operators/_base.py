@@ -320,16 +320,20 @@ class BaseUploadOperator(BaseOperator):
             )
         else:
             source = ReadOnce(path, name=name, pgp=pgp)
-        with source.for_scan() as stream:
-            plan = scan_file(
-                stream,
-                name=name,
-                rules=rules,
-                batch_size=self.batch_size,
-                validate=self.validate,
-                skip_invalid=self.invalid_rows == "skip",
-                row_offset=0 if self.has_header else 1,
-            )
+        try:  # a file that fails its scan is closed here: its spool, copy or GnuPG home (key) go at once
+            with source.for_scan() as stream:
+                plan = scan_file(
+                    stream,
+                    name=name,
+                    rules=rules,
+                    batch_size=self.batch_size,
+                    validate=self.validate,
+                    skip_invalid=self.invalid_rows == "skip",
+                    row_offset=0 if self.has_header else 1,
+                )
+        except BaseException:
+            source.close()
+            raise
         prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
         if plan.rejected:
             target = self._storage_path(self.rejected_rows_to)
