@@ -77,6 +77,7 @@ def main() -> int:
         fingerprint, private_key = key_pair(home)
         plain = [coupon_file(directory, args.small_rows), coupon_file(directory, args.rows)]
         files = [*plain, *(encrypted(home, fingerprint, path) for path in plain)]
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], check=False)
     print(f"python {sys.version.split()[0]}")
     print(f"{'file':>32} {'MB':>7} {'batches':>8} {'seconds':>8} {'peak RSS MiB':>13} {'Python VmHWM':>13}")
     series = 100
