@@ -16,7 +16,7 @@ UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 # Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint browser chromium constraints deploy-test deploy-debs clean mutation
+.PHONY: venv demo test lint browser chromium gnupg constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 demo: venv
 	$(BIN)/python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
 
-test: venv lint chromium
+test: venv lint chromium gnupg
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -65,6 +65,15 @@ chromium: venv
 	if $(BIN)/python -m playwright install chromium; then exit 0; fi; \
 	echo "make: the browser test needs Chromium: no $(CHROMIUM), not root for 'apt-get install chromium'," >&2; \
 	echo "      and 'playwright install chromium' failed. Install Debian's chromium package, then run make test again." >&2; \
+	exit 1
+
+# GnuPG (gpg, gpg-agent) for PGP-encrypted sources and tests/test_pgp_sources.py: Debian's gnupg package,
+# installed when missing and we are root, else a clear failure (the tests never skip).
+gnupg:
+	@if command -v gpg >/dev/null 2>&1 && command -v gpg-agent >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnupg && exit 0; fi; \
+	echo "make: PGP-encrypted sources and their tests need GnuPG: install Debian's gnupg package (apt-get install gnupg as root), then run make test again." >&2; \
 	exit 1
 
 # Pin every package of Airflow $(AIRFLOW_VERSION) + this provider's extras on Python $(PYTHON_VERSION), as Airflow's own

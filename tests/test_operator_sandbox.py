@@ -319,6 +319,7 @@ def test_templated_fields() -> None:
         "coupon_code_column",
         "capillary_conn_id",
         "source_conn_id",
+        "pgp_conn_id",
         "rejected_rows_to",
         "archive_to",
         "spool_dir",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from capillary_provider.coupon_file.encrypted import DecryptedStream, GnupgHome, PgpKey, clear_name, is_encrypted
 from capillary_provider.coupon_file.rows import fail
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError, SpoolDiskFull
 
@@ -186,6 +188,29 @@ class _Tee:
         return data
 
 
+class _Finishing:
+    """A decompressing reader over a decrypted stream whose :meth:`finish` checks the decryption."""
+
+    def __init__(self, stream: gzip.GzipFile, clear: DecryptedStream) -> None:
+        self._stream, self._clear, self.name = stream, clear, clear.name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._stream, attribute)
+
+    def read(self, size: int = -1) -> bytes:
+        """Decompress; a decompression error first asks the decryption, whose verdict names the cause."""
+        try:
+            return self._stream.read(size)
+        except (*DECODING_ERRORS, OSError):
+            self._clear.finish()
+            raise
+
+    def finish(self) -> None:
+        while read_chunk(self, 1 << 20, self.name):  # type: ignore[arg-type]
+            pass
+        self._clear.finish()
+
+
 class ReadOnce:
     """A source read from its store once: the scan reads it, the upload reads a local copy made on the way.
 
@@ -202,21 +227,41 @@ class ReadOnce:
     :param spool_dir: where the local copy goes.
     :param name: how error messages name the source.
     :param owns_file: ``path`` is a local file made for this upload: deleted on :meth:`close`.
+    :param pgp: the private key of a PGP-encrypted source (``*.pgp``, ``*.gpg``), see
+        :mod:`~capillary_provider.coupon_file.encrypted`. Such a source is never spooled in clear: a
+        remote one is spooled *encrypted*, and each pass (scan, upload) decrypts it again as a stream.
     """
 
     def __init__(
-        self, path: Any, spool_dir: str | None = None, name: str | None = None, owns_file: bool = False
+        self,
+        path: Any,
+        spool_dir: str | None = None,
+        name: str | None = None,
+        owns_file: bool = False,
+        pgp: PgpKey | None = None,
     ) -> None:
         self.path, self.name, self._owns_file = path, name, owns_file
-        self.spooled = getattr(path, "protocol", "file") not in ("file", "local", "") or str(path).lower().endswith(
-            ".gz"
-        )
+        remote = getattr(path, "protocol", "file") not in ("file", "local", "")
+        self.encrypted = is_encrypted(str(path))
+        if self.encrypted and pgp is None:
+            raise fail(
+                name or str(path),
+                "is PGP-encrypted but no private key was given: set pgp_conn_id to a connection holding the "
+                "private key (see docs/connection.md).",
+            )
+        self.spooled = remote or (not self.encrypted and str(path).lower().endswith(".gz"))
         self._spool_dir = spool_dir
         self._spool: Any = None
+        self._pgp, self._home = pgp, None if pgp is None else GnupgHome(pgp, spool_dir)
 
     @contextmanager
     def for_scan(self) -> Iterator[BinaryIO]:
         """The source, for the validating scan; spooled to a local file on the way if it is remote or ``.gz``."""
+        if self.encrypted:
+            with self._decrypted() as clear:
+                yield clear
+                clear.finish()
+            return
         with open_coupon_source(self.path, self.name) as stream:
             if not self.spooled:
                 yield stream
@@ -229,6 +274,10 @@ class ReadOnce:
     @contextmanager
     def for_upload(self) -> Iterator[BinaryIO]:
         """The bytes the scan read, from the spool when there is one (the store is not read again)."""
+        if self.encrypted:
+            with self._decrypted() as clear:
+                yield clear
+            return
         if self._spool is None:
             with open_coupon_source(self.path, self.name) as stream:
                 yield stream
@@ -236,8 +285,34 @@ class ReadOnce:
         with open(self._spool.name, "rb") as handle:
             yield handle
 
+    @contextmanager
+    def _decrypted(self) -> Iterator[Any]:
+        """The clear text of an encrypted source, decrypted from a local file (a remote one spooled first)."""
+        name = self.name or str(self.path)
+        cipher = str(getattr(self.path, "path", self.path))
+        if self.spooled:
+            if self._spool is None:
+                self._spool = tempfile.NamedTemporaryFile(prefix="capillary-spool-", suffix=".pgp", dir=self._spool_dir)  # noqa: SIM115
+                with open_coupon_source(self.path, self.name) as stream, naming_a_full_disk(self._spool, name):
+                    shutil.copyfileobj(stream, self._spool, 1 << 20)
+                    self._spool.flush()
+            cipher = self._spool.name
+        assert self._home is not None
+        clear = DecryptedStream(cipher, self._home, name)
+        try:
+            if clear_name(str(self.path)).lower().endswith(".gz"):
+                with gzip.GzipFile(fileobj=clear, mode="rb") as unzipped:
+                    yield _Finishing(unzipped, clear)
+            else:
+                yield clear
+        finally:
+            clear.close()
+
     def close(self) -> None:
-        """Delete the spool (and the file itself, if it was made for this upload)."""
+        """Delete the spool (and the file itself, if it was made for this upload) and any GnuPG home."""
+        if self._home is not None:
+            self._home.close()
+            self._home = None
         if self._spool is not None:
             self._spool.close()
             self._spool = None

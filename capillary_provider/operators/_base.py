@@ -26,6 +26,7 @@ from capillary_provider.coupon_file import (
     RowRules,
     scan_file,
 )
+from capillary_provider.coupon_file.encrypted import ENCRYPTED_AS_IS, PgpKey, is_encrypted, key_from_connection
 from capillary_provider.coupon_file.first_row import check_first_row
 from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
 from capillary_provider.exceptions import (
@@ -75,7 +76,14 @@ class BaseUploadOperator(BaseOperator):
     """
 
     upload_kind: ClassVar[UploadKind]
-    template_fields: Sequence[str] = ("coupon_series_id", "source", "capillary_conn_id", "source_conn_id", "spool_dir")
+    template_fields: Sequence[str] = (
+        "coupon_series_id",
+        "source",
+        "capillary_conn_id",
+        "source_conn_id",
+        "spool_dir",
+        "pgp_conn_id",
+    )
     ui_color = "#f2e6ff"
 
     def __init__(
@@ -104,6 +112,7 @@ class BaseUploadOperator(BaseOperator):
         has_header: bool | None = None,
         delimiter: str = ",",
         spool_dir: str | None = None,
+        pgp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self), kwargs)
@@ -142,6 +151,7 @@ class BaseUploadOperator(BaseOperator):
         self.has_header = has_header
         self.delimiter = delimiter
         self.spool_dir = spool_dir
+        self.pgp_conn_id = pgp_conn_id
         self._templates: dict[str, str] = {}
         self.last_summary: dict[str, Any] | None = None
         self.read_files: list[str] = []
@@ -174,6 +184,11 @@ class BaseUploadOperator(BaseOperator):
                     self._templates[name] = value
                 continue
             setattr(self, name, _params.checked(name, value, check, self._templates.get(name)))
+
+    @cached_property
+    def _pgp_key(self) -> PgpKey | None:
+        """The private key of encrypted sources, read (and masked) once per run; None without pgp_conn_id."""
+        return key_from_connection(self.pgp_conn_id) if self.pgp_conn_id else None
 
     @property
     def policy(self) -> FailurePolicy:
@@ -295,6 +310,10 @@ class BaseUploadOperator(BaseOperator):
         name = display_name(path) if many else str(self.source)
         columns = self.upload_columns()
         converted = self.has_header is False or self.delimiter != "," or columns is not None
+        encrypted = is_encrypted(str(path))
+        if encrypted and (converted or self.invalid_rows == "skip"):
+            raise CapillaryConfigError(ENCRYPTED_AS_IS)
+        pgp = self._pgp_key if encrypted else None
         if converted:
             source = normalized_copy(
                 path,
@@ -305,18 +324,22 @@ class BaseUploadOperator(BaseOperator):
                 spool_dir=self.spool_dir,
             )
         else:
-            source = ReadOnce(path, spool_dir=self.spool_dir, name=name)
-        with source.for_scan() as stream:
-            plan = scan_file(
-                stream,
-                name=name,
-                rules=rules,
-                batch_size=self.batch_size,
-                validate=self.validate,
-                skip_invalid=self.invalid_rows == "skip",
-                row_offset=1 if self.has_header is False else 0,
-            )
-        check_first_row(name, plan.header, rules, self.has_header, self.log)
+            source = ReadOnce(path, spool_dir=self.spool_dir, name=name, pgp=pgp)
+        try:  # a file that fails its scan is closed here: its spool, copy or GnuPG home (key) go at once
+            with source.for_scan() as stream:
+                plan = scan_file(
+                    stream,
+                    name=name,
+                    rules=rules,
+                    batch_size=self.batch_size,
+                    validate=self.validate,
+                    skip_invalid=self.invalid_rows == "skip",
+                    row_offset=1 if self.has_header is False else 0,
+                )
+            check_first_row(name, plan.header, rules, self.has_header, self.log)
+        except BaseException:
+            source.close()
+            raise
         prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
         if plan.rejected:
             target = self._storage_path(self.rejected_rows_to)

@@ -66,6 +66,9 @@ SHARED_PARAMETERS = """
         copy without the invalid rows joins it. Every file of a list or glob keeps its copies until the last
         upload ends, so size it for the decompressed size of all the files, twice with ``"skip"``. None: the
         system's temporary folder (``TMPDIR``).
+    :param pgp_conn_id: connection holding the private key (extra ``private_key``) and passphrase
+        (password) for PGP-encrypted sources (``*.pgp``, ``*.gpg``), decrypted on the fly, never written
+        in clear; see docs/connection.md (templated).
 
     The values of templated parameters are checked once rendered; every other value when the DAG is parsed.
     Airflow's own ``BaseOperator`` arguments (``task_id``, ``retries``, ...) are accepted as keywords too.

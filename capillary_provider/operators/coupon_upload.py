@@ -60,6 +60,7 @@ class CouponUploadOperator(BaseUploadOperator):
         "coupon_code_column",
         "capillary_conn_id",
         "source_conn_id",
+        "pgp_conn_id",
         "rejected_rows_to",
         "archive_to",
         "spool_dir",
@@ -94,6 +95,7 @@ class CouponUploadOperator(BaseUploadOperator):
         has_header: bool | None = None,
         delimiter: str = ",",
         spool_dir: str | None = None,
+        pgp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**shared_arguments(BaseUploadOperator, locals()))

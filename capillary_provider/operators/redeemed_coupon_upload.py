@@ -55,6 +55,7 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         "details",
         "capillary_conn_id",
         "source_conn_id",
+        "pgp_conn_id",
         "rejected_rows_to",
         "archive_to",
         "spool_dir",
@@ -90,6 +91,7 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
         has_header: bool | None = None,
         delimiter: str = ",",
         spool_dir: str | None = None,
+        pgp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**shared_arguments(BaseUploadOperator, locals()))

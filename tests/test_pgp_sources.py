@@ -1,0 +1,323 @@
+"""PGP-encrypted sources through the operator, against the sandbox, with real key pairs made by GnuPG.
+
+The keys are generated once per session (ed25519 + cv25519: milliseconds) in a throw-away GnuPG
+home; the files are encrypted with the ``gpg`` command line as a partner would. The operator gets the
+private key from a connection (extra ``private_key``, password = passphrase) through the environment.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
+from capillary_provider.operators import _base
+from capillary_provider.sandbox.testing import SandboxClient
+from tests.conftest import make_operator, mobile_rows
+from tests.pgp_keys import gpg, new_key
+from tests.test_storage_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixture)
+
+pytestmark = [pytest.mark.integration]
+
+SERIES = 7401
+PASSPHRASE = "correct horse battery staple"
+CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Our key pair (with a passphrase) and a stranger's; ``encrypt(data, for_key)`` as a partner would."""
+    root = tmp_path_factory.mktemp("gnupg")
+    ours = new_key(root / "ours", "Coupons <coupons@example.com>", PASSPHRASE)
+    theirs = new_key(root / "theirs", "Someone else <else@example.com>", "other")
+
+    def encrypt(data: bytes, key: tuple[str, str, str] = ours) -> bytes:
+        home = root / "ours" if key is ours else root / "theirs"
+        return gpg(home, "--trust-model", "always", "--recipient", key[0], "--encrypt", data=data)
+
+    yield {"ours": ours, "theirs": theirs, "encrypt": encrypt}
+    for home in ("ours", "theirs"):
+        subprocess.run(["gpgconf", "--homedir", str(root / home), "--kill", "gpg-agent"], check=False)
+
+
+@pytest.fixture
+def pgp_conn(keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Connection ``pgp_partner``: extra ``private_key`` = our armored key, password = its passphrase."""
+    conn = {"conn_type": "generic", "password": PASSPHRASE, "extra": {"private_key": keys["ours"][1]}}
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps(conn))
+    return "pgp_partner"
+
+
+def stored_batches(sandbox: SandboxClient) -> list[bytes]:
+    jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
+    return [Path(job["storedPath"]).read_bytes() for job in jobs]
+
+
+def expected_batches(size: int = 10, data: bytes = CSV_BYTES) -> list[bytes]:
+    header, *rows = data.splitlines(keepends=True)
+    return [header + b"".join(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+def run(source: Any, conn_id: str | None, context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return make_operator(source, SERIES, batch_size=10, pgp_conn_id=conn_id, **kwargs).execute(context)
+
+
+@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gpg"])
+def test_an_encrypted_csv_is_decrypted_and_uploaded_in_batches(
+    name: str, keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / name
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    run(source, pgp_conn, context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_an_encrypted_gzipped_csv_is_decrypted_then_decompressed(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / "coupons.csv.gz.pgp"
+    source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES)))
+    run(source, pgp_conn, context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_an_encrypted_csv_is_read_through_an_object_store_uri(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    run(f"file://{source}", pgp_conn, context)
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+def test_no_clear_text_reaches_the_temporary_folder(
+    keys: dict[str, Any], pgp_conn: str, capillary_conn: SandboxClient, context: Any, monkeypatch: Any
+) -> None:
+    """Every file in the temporary folder is read at the end of the scan and as each batch goes up.
+
+    The file is larger than a file buffer (60 kB), so a clear copy would show on disk, not sit in memory.
+    """
+    data = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(3000))
+    spool = Path(tempfile.mkdtemp(prefix="spool-", dir="/tmp"))  # short: gpg-agent's socket lives in it
+    source = spool.parent / f"{spool.name}.csv.gz.pgp"
+    source.write_bytes(keys["encrypt"](gzip.compress(data)))
+    seen: list[bytes] = []
+
+    def look() -> None:
+        seen.extend(path.read_bytes() for path in spool.rglob("*") if path.is_file())
+
+    scan_file = _base.scan_file
+    monkeypatch.setattr(_base, "scan_file", lambda *args, **kwargs: (scan_file(*args, **kwargs), look())[0])
+    operator = make_operator(source, SERIES, batch_size=1000, pgp_conn_id=pgp_conn)
+    upload = operator.upload_batch
+    operator.upload_batch = lambda *args, **kwargs: (look(), upload(*args, **kwargs))[1]  # type: ignore[method-assign]
+    try:
+        monkeypatch.setattr("tempfile.tempdir", str(spool))
+        operator.execute(context)
+        assert stored_batches(capillary_conn) == expected_batches(1000, data)
+        assert seen, "the GnuPG home lives in the temporary folder while the file is read"
+        assert not [data for data in seen if b"9198" in data or b"mobile,code" in data]
+        assert list(spool.iterdir()) == [], "the GnuPG home (with the private key) is deleted after the upload"
+    finally:
+        shutil.rmtree(spool)
+        source.unlink()
+
+
+def test_a_file_for_another_key_fails_before_anything_is_sent(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES, keys["theirs"]))
+    with pytest.raises(CouponFileError) as failure:
+        run(source, pgp_conn, context)
+    assert str(failure.value) == (
+        f"{source}: is encrypted for key ID {keys['theirs'][2]}, not for the private key in connection "
+        "'pgp_partner' (pgp_conn_id): wrong key. Ask the sender which public key they used, or put the "
+        "matching private key in the connection."
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_a_wrong_passphrase_fails_before_anything_is_sent(
+    keys: dict[str, Any], tmp_path: Path, capillary_conn: SandboxClient, context: Any, monkeypatch: Any
+) -> None:
+    conn = {"conn_type": "generic", "password": "not it", "extra": {"private_key": keys["ours"][1]}}
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps(conn))
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    with pytest.raises(CouponFileError) as failure:
+        run(source, "pgp_partner", context)
+    assert str(failure.value) == (
+        f"{source}: the passphrase in connection 'pgp_partner' (its password) does not unlock its private key."
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_an_encrypted_file_without_pgp_conn_id_fails_naming_the_parameter(
+    keys: dict[str, Any], tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    with pytest.raises(CouponFileError) as failure:
+        run(source, None, context)
+    assert str(failure.value) == (
+        f"{source}: is PGP-encrypted but no private key was given: set pgp_conn_id to a connection holding the "
+        "private key (see docs/connection.md)."
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_a_connection_without_private_key_fails_naming_the_extra(
+    keys: dict[str, Any], tmp_path: Path, capillary_conn: SandboxClient, context: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps({"conn_type": "generic", "password": PASSPHRASE}))
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    with pytest.raises(CapillaryConfigError) as failure:
+        run(source, "pgp_partner", context)
+    assert str(failure.value) == (
+        "Connection 'pgp_partner' (pgp_conn_id) has no PGP private key: put the ASCII-armored private "
+        'key (-----BEGIN PGP PRIVATE KEY BLOCK-----) in its extra "private_key".'
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gz.pgp"])
+def test_a_damaged_file_fails_before_anything_is_sent(
+    name: str, keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    """One byte flipped in the middle of the encrypted data: the integrity check at its end catches it."""
+    data = CSV_BYTES * 40
+    cipher = bytearray(keys["encrypt"](gzip.compress(data) if name.endswith(".gz.pgp") else data))
+    cipher[len(cipher) // 2] ^= 0xFF
+    source = tmp_path / name
+    source.write_bytes(bytes(cipher))
+    with pytest.raises(CouponFileError) as failure:
+        run(source, pgp_conn, context)
+    assert str(failure.value) == (
+        f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_a_truncated_file_fails_before_anything_is_sent(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    cipher = keys["encrypt"](CSV_BYTES * 40)
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(cipher[: len(cipher) - 40])
+    with pytest.raises(CouponFileError) as failure:
+        run(source, pgp_conn, context)
+    assert str(failure.value) == (
+        f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
+    )
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_a_conversion_of_an_encrypted_file_is_refused_rather_than_written_in_clear(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    with pytest.raises(CapillaryConfigError, match="would hold the clear text"):
+        run(source, pgp_conn, context, delimiter=";")
+    assert capillary_conn.jobs(SERIES) == []
+
+
+def test_the_gnupg_home_is_private_to_its_owner(keys: dict[str, Any], tmp_path: Path) -> None:
+    from capillary_provider.coupon_file.encrypted import GnupgHome, PgpKey
+
+    home = GnupgHome(PgpKey("pgp_partner", keys["ours"][1], PASSPHRASE), str(tmp_path))
+    try:
+        assert os.stat(home.path).st_mode & 0o777 == 0o700
+    finally:
+        home.close()
+    assert not Path(home.path).exists()
+
+
+@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gz.pgp"])
+def test_reading_again_from_an_earlier_byte_decrypts_the_file_anew(
+    name: str, keys: dict[str, Any], tmp_path: Path
+) -> None:
+    """What a retried batch does (BatchReader seeks its source back): the clear text is not kept to re-read."""
+    from capillary_provider.coupon_file.encrypted import PgpKey
+    from capillary_provider.coupon_file.sources import ReadOnce
+
+    data = b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(40_000))  # 1 MB: more than any read buffer
+    source = tmp_path / name
+    source.write_bytes(keys["encrypt"](gzip.compress(data) if ".gz" in name else data))
+    read_once = ReadOnce(source, pgp=PgpKey("pgp_partner", keys["ours"][1], PASSPHRASE))
+    try:
+        with read_once.for_upload() as stream:
+            assert stream.read(len(data) - 100) == data[:-100]
+            assert stream.seek(40) == 40
+            assert stream.tell() == 40
+            assert stream.read(100) == data[40:140]
+    finally:
+        read_once.close()
+
+
+def test_the_key_and_passphrase_are_masked_and_kept_out_of_xcom(
+    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+) -> None:
+    from airflow.sdk.log import _secrets_masker
+
+    source = tmp_path / "coupons.csv.pgp"
+    source.write_bytes(keys["encrypt"](CSV_BYTES))
+    summary = run(source, pgp_conn, context)
+    key_line = keys["ours"][1].splitlines()[3]
+    assert PASSPHRASE not in _secrets_masker().redact(f"passphrase {PASSPHRASE}")
+    assert key_line not in str(_secrets_masker().redact(keys["ours"][1]))
+    pushed = json.dumps([summary, context["ti"].xcom], default=str)
+    assert PASSPHRASE not in pushed
+    assert key_line not in pushed
+
+
+@pytest.mark.s3
+def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
+    keys: dict[str, Any],
+    pgp_conn: str,
+    s3_endpoint: str,  # noqa: F811
+    capillary_conn: SandboxClient,
+    context: Any,
+) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket="partner-drop")
+    client.put_object(Bucket="partner-drop", Key="coupons.csv.gz.pgp", Body=keys["encrypt"](gzip.compress(CSV_BYTES)))
+    run("s3://partner-drop/coupons.csv.gz.pgp", pgp_conn, context, source_conn_id="aws_test")
+    assert stored_batches(capillary_conn) == expected_batches()
+
+
+@pytest.mark.parametrize("fault", ["wrong key", "damaged"])
+def test_a_failed_decryption_leaves_no_key_and_no_agent_behind(
+    fault: str, keys: dict[str, Any], pgp_conn: str, capillary_conn: SandboxClient, context: Any, monkeypatch: Any
+) -> None:
+    spool = Path(tempfile.mkdtemp(prefix="spool-", dir="/tmp"))  # short: gpg-agent's socket lives in it
+    source = spool.parent / f"{spool.name}.csv.pgp"
+    cipher = bytearray(keys["encrypt"](CSV_BYTES * 40, keys["theirs"] if fault == "wrong key" else keys["ours"]))
+    if fault == "damaged":
+        cipher[len(cipher) // 2] ^= 0xFF
+    source.write_bytes(bytes(cipher))
+    try:
+        monkeypatch.setattr("tempfile.tempdir", str(spool))
+        with pytest.raises(CouponFileError):
+            run(source, pgp_conn, context)
+        assert list(spool.iterdir()) == [], "the GnuPG home (with the private key) is deleted at once"
+        agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {spool}/"], capture_output=True, check=False)
+        assert agents.stdout == b"", "its gpg-agent is stopped"
+    finally:
+        shutil.rmtree(spool)
+        source.unlink()
