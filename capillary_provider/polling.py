@@ -208,7 +208,7 @@ def _log_budget(conn_id: str, per_minute: float) -> None:
         "Status-call budget of connection %r for this process only (host %s, pid %d): %g calls a minute, "
         "bursts of up to %d; other processes on the same API key keep budgets of their own",
         conn_id,
-        get_hostname(),
+        get_hostname(),  # type: ignore[no-untyped-call]  # untyped in Airflow
         os.getpid(),
         per_minute,
         min(BURST, max(1, int(per_minute))),
