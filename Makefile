@@ -16,7 +16,7 @@ UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 # Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint browser chromium gnupg constraints deploy-test deploy-debs clean mutation
+.PHONY: venv dist demo test lint browser chromium gnupg constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -34,6 +34,12 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(BIN)/python -m pip install --quiet uv $(PIN)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	touch $@
+
+# The sdist and the wheel in dist/, checked as PyPI checks them (tests/test_packaging.py does the same in `make test`).
+dist: venv
+	rm -rf dist
+	$(BIN)/uv build --out-dir dist .
+	$(BIN)/twine check --strict dist/*
 
 demo: venv
 	$(BIN)/python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
@@ -106,4 +112,4 @@ deploy-debs:
 	fi
 
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-* dist .mypy_cache .ruff_cache test-artifacts

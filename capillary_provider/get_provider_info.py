@@ -6,21 +6,20 @@ from typing import Any
 
 from capillary_provider import __version__
 
-DOCS_URL = "https://github.com/airflow-provider-capillary/airflow-provider-capillary/blob/main/docs/index.md"
-
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the package, its connection type and its modules to Airflow.
 
     The connection form is declared here (``ui-field-behaviour`` and ``conn-fields``) rather than in
-    hook methods: Airflow 3.2 reads it from here without importing the hook.
+    hook methods: Airflow 3.2 reads it from here without importing the hook. There is no
+    ``documentation-url`` (optional in Airflow's schema): nothing is published yet, and it must not
+    point at a page that does not exist (the docs ship in the sdist, ``docs/``).
     """
     return {
         "package-name": "airflow-provider-capillary",
         "name": "Capillary",
         "description": "Upload coupon codes to Capillary (InTouch) coupon series, and wait for the verdict.",
         "versions": [__version__],
-        "documentation-url": DOCS_URL,
         "connection-types": [
             {
                 "connection-type": "capillary",

@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from airflow.utils.net import get_hostname
 
 from capillary_provider.exceptions import CapillaryConfigError, CapillaryTransientError
 from capillary_provider.kinds import UploadKind
@@ -35,6 +38,7 @@ DEFAULT_MAX_CALLS_PER_MINUTE = 60
 """Status calls per minute per connection, for all the waits of a process: well under Capillary's 100."""
 BURST = 10
 """Calls a connection may make at once after a quiet spell; at most ``BURST + max_calls_per_minute`` a minute."""
+log = logging.getLogger(__name__)
 SHARING_ENV = "CAPILLARY_SHARED_POLLING"
 """Set to ``0`` to give every wait its own poller and no budget (the behaviour before sharing; benchmarks)."""
 
@@ -188,8 +192,27 @@ class _Registry:
                 raise CapillaryConfigError(
                     f"Connection {conn_id!r}: the extra 'max_calls_per_minute' must be a number, not {value!r}"
                 ) from None
-            self.budgets.setdefault(conn_id, RequestBudget(per_minute))
+            if conn_id not in self.budgets:
+                self.budgets[conn_id] = RequestBudget(per_minute)
+                _log_budget(conn_id, per_minute)
         return self.budgets[conn_id]
+
+
+def _log_budget(conn_id: str, per_minute: float) -> None:
+    """Say which process this budget belongs to: Capillary's limit is per API key, the budget per process.
+
+    Every triggerer process keeps its own budget, so N triggerers on one key make up to N times as many
+    calls; the host name (Airflow's, as its UI shows it) and the pid tell the budgets of a deployment apart.
+    """
+    log.info(
+        "Status-call budget of connection %r for this process only (host %s, pid %d): %g calls a minute, "
+        "bursts of up to %d; other processes on the same API key keep budgets of their own",
+        conn_id,
+        get_hostname(),  # type: ignore[no-untyped-call]  # untyped in Airflow
+        os.getpid(),
+        per_minute,
+        min(BURST, max(1, int(per_minute))),
+    )
 
 
 _REGISTRIES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Registry] = weakref.WeakKeyDictionary()

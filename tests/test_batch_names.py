@@ -13,6 +13,7 @@ import pytest
 
 from capillary_provider.exceptions import CapillaryApiError
 from capillary_provider.operators._base import batch_file_name
+from capillary_provider.operators._files import display_name
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import FakeTaskInstance, mobile_rows
 from tests.faultkit import jobs_per_file, make_operator, no_recheck_pause, upload_calls
@@ -50,6 +51,57 @@ def test_batch_name_of_an_unmapped_task_instance_without_map_index_is_the_unmapp
     ti = FakeTaskInstance(dag_id="promo", task_id="upload_coupons", run_id=RUN)
     ti.map_index = None
     assert operator._file_name({"ti": ti}, 1) == GOLDEN[(-1, 1)]  # type: ignore[arg-type]
+
+
+MANY_PREFIX = "promo__upload_coupons__scheduled__2026-11-27T00-00-00-00-00_c050cdd238e0"
+GOLDEN_MANY = {
+    # A local glob, here in a fixed folder so that its names can be written out.
+    "glob": [
+        ("file:///tmp/capillary-batch-names-golden/coupons-01.csv", f"{MANY_PREFIX}_f69d624b76e_part0001.csv"),
+        ("file:///tmp/capillary-batch-names-golden/coupons-02.csv", f"{MANY_PREFIX}_f545b1ba155_part0001.csv"),
+    ],
+    # A list of S3 keys read with source_conn_id: str() says s3://aws_default@..., the name does not.
+    "s3": [
+        ("s3://promo-exports/2026-11-27/coupons-01.csv", f"{MANY_PREFIX}_fd398041e3d_part0001.csv"),
+        ("s3://promo-exports/2026-11-27/coupons-02.csv", f"{MANY_PREFIX}_f1ef2222c42_part0001.csv"),
+    ],
+    # SFTP: str(ObjectStoragePath) keeps neither the connection nor the host, only the path.
+    "sftp": [
+        ("sftp:///outbox/coupons-01.csv", f"{MANY_PREFIX}_f7d08481055_part0001.csv"),
+        ("sftp:///outbox/coupons-02.csv", f"{MANY_PREFIX}_faee947f345_part0001.csv"),
+    ],
+}
+
+
+def _many_sources(store: str) -> tuple[list[str] | str, dict[str, str]]:
+    if store == "glob":
+        folder = Path("/tmp/capillary-batch-names-golden")
+        folder.mkdir(exist_ok=True)
+        for name in ("coupons-01.csv", "coupons-02.csv"):
+            (folder / name).write_text("mobile,code\n", encoding="utf-8")
+        return str(folder / "coupons-*.csv"), {}
+    if store == "s3":
+        keys = ["s3://promo-exports/2026-11-27/coupons-01.csv", "s3://promo-exports/2026-11-27/coupons-02.csv"]
+        return keys, {"source_conn_id": "aws_default"}
+    paths = ["sftp://sftp.partner.example/outbox/coupons-01.csv", "sftp://sftp.partner.example/outbox/coupons-02.csv"]
+    return paths, {"source_conn_id": "partner_sftp"}
+
+
+@pytest.mark.parametrize("store", list(GOLDEN_MANY))
+def test_batch_names_of_many_files_are_pinned(store: str) -> None:
+    """Each file of a many-file upload is keyed by its display name, which comes from str(ObjectStoragePath).
+
+    An Airflow or universal_pathlib upgrade that changes str() changes these names: a retry across it would
+    upload its batches again. The paths are resolved as the operator resolves them, without network.
+    """
+    source, kwargs = _many_sources(store)
+    operator = make_operator(source, SERIES, **kwargs)  # type: ignore[arg-type]
+    ti = FakeTaskInstance(dag_id="promo", task_id="upload_coupons", run_id=RUN, map_index=-1)
+    names = [
+        (display_name(path), operator._file_name({"ti": ti}, 1, display_name(path)))  # type: ignore[arg-type]
+        for path in operator._source_paths()
+    ]
+    assert names == GOLDEN_MANY[store]
 
 
 def test_batch_name_cleans_and_cuts_long_ids() -> None:

@@ -1,4 +1,5 @@
-"""What we ship: the license in the wheel and the sdist, an sdist whose tests run, a wheel whose sandbox works.
+"""What we ship: metadata PyPI accepts (``twine check --strict``) that links to no unpublished page, the license
+in the wheel and the sdist, an sdist whose tests run, a wheel whose sandbox works.
 
 The sdist and the wheel are built once per module with ``uv build`` (the wheel from the sdist, as an
 installer building from source would). The wheel is then installed into a fresh virtualenv, with
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+import capillary_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 SDIST_TREES = ("tests", "docs", "example_dags", "benchmarks", "constraints", ".ci")
@@ -80,6 +83,42 @@ def _source_files(tree: str) -> set[str]:
         and path.suffix != ".pyc"
         and not path.relative_to(ROOT).as_posix().startswith("benchmarks/results/")
     }
+
+
+KNOWN_PAGES: frozenset[str] = frozenset()
+"""Published pages the package metadata may link to: none yet (no public repository, no docs site, no release)."""
+URL_FIELDS = ("Home-page", "Download-URL", "Project-URL")
+
+
+def _metadata_headers(text: str) -> list[tuple[str, str]]:
+    """The header fields of a METADATA / PKG-INFO file (the part before the long description)."""
+    headers = text.split("\n\n", 1)[0]
+    return [(name, value.strip()) for name, _, value in (line.partition(":") for line in headers.splitlines())]
+
+
+def test_twine_check_strict_passes_on_sdist_and_wheel(built: Built) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(built.sdist), str(built.wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2, result.stdout
+
+
+def test_metadata_links_only_to_published_pages(built: Built) -> None:
+    (dist_info,) = {name.split("/")[0] for name in built.wheel_names() if name.split("/")[0].endswith(".dist-info")}
+    with tarfile.open(built.sdist) as tar:
+        pkg_info = tar.extractfile(f"{tar.getnames()[0].partition('/')[0]}/PKG-INFO")
+        assert pkg_info is not None
+        sdist_metadata = pkg_info.read().decode()
+    for metadata in (built.wheel_text(f"{dist_info}/METADATA"), sdist_metadata):
+        headers = _metadata_headers(metadata)
+        assert ("Version", capillary_provider.__version__) in headers
+        urls = {value.rpartition(", ")[2] for name, value in headers if name in URL_FIELDS}
+        assert urls <= KNOWN_PAGES, f"the metadata links to unpublished pages: {sorted(urls - KNOWN_PAGES)}"
 
 
 def test_sdist_has_license_and_notice(built: Built) -> None:

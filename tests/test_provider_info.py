@@ -20,7 +20,7 @@ from airflow.providers_manager import (
 )
 
 from capillary_provider import __version__
-from capillary_provider.get_provider_info import DOCS_URL, get_provider_info
+from capillary_provider.get_provider_info import get_provider_info
 from capillary_provider.hooks.capillary import CapillaryHook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,13 +76,10 @@ def test_package_name_and_version_match_the_distribution() -> None:
     assert info["versions"] == [__version__]
 
 
-def test_documentation_url_matches_pyproject() -> None:
-    assert get_provider_info()["documentation-url"] == DOCS_URL == _project()["urls"]["Documentation"]
-
-
-def test_documentation_url_points_at_docs_index_that_exists() -> None:
-    assert DOCS_URL.endswith("/docs/index.md")
-    assert (ROOT / "docs" / "index.md").is_file()
+def test_no_documentation_url_while_nothing_is_published() -> None:
+    # The docs are not online anywhere yet: a URL here (or in pyproject) would lead users to a missing page.
+    assert "documentation-url" not in get_provider_info()
+    assert "urls" not in _project()
 
 
 def test_connection_type_matches_the_hook_class() -> None:
@@ -165,14 +162,15 @@ def test_api_server_form_metadata_has_labels_placeholders_and_coupon_host() -> N
     assert "Leave empty to use the API host" in coupon_host["description"]
 
 
-def test_airflow_providers_get_shows_description_version_and_docs_url(tmp_path: Path) -> None:
+def test_airflow_providers_get_shows_description_and_version_and_no_docs_url(tmp_path: Path) -> None:
     (shown,) = _json_from(_airflow_cli("providers", "get", PACKAGE, "--full", "--output", "json", tmp_path=tmp_path))
     assert shown["package-name"] == PACKAGE
     assert shown["versions"] == [__version__]
     # Airflow's CLI strips trailing dots from the description; Airflow 3.1 keeps the space after the
     # comma of the Project-URL metadata in front of the URL.
     assert shown["description"] == get_provider_info()["description"].strip(" .")
-    assert shown["documentation-url"].strip() == DOCS_URL
+    # Airflow takes the documentation URL from the installed distribution's Project-URL metadata: there is none.
+    assert "documentation-url" not in shown
 
 
 def test_airflow_providers_get_short_form_shows_the_version(tmp_path: Path) -> None:

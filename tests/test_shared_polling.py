@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.utils.net import get_hostname
 
 from capillary_provider import polling
 from capillary_provider.hooks.capillary import CapillaryHook
@@ -120,6 +123,26 @@ def test_the_connection_budget_paces_every_wait_of_the_process(
 
     assert {event["status"] for event in events} == {EVENT_TIMEOUT}
     assert len(_status_calls(sandbox)) <= polling.BURST + wait * 1 + 1  # unpaced: about 5 x 40 = 200
+
+
+def test_the_budget_log_line_names_the_process_it_belongs_to(
+    sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Capillary's limit is per API key; the budget is per process: the log must say which process.
+    _conn(sandbox, monkeypatch, max_calls_per_minute=30)
+
+    async def main() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(_run(_trigger(SERIES + n, [999_000 + n], 0.1, 0.5)) for n in range(2)))
+
+    with caplog.at_level(logging.INFO, logger=polling.__name__):
+        asyncio.run(main())
+
+    (line,) = [record.getMessage() for record in caplog.records if record.name == polling.__name__]
+    assert line == (
+        f"Status-call budget of connection 'capillary_default' for this process only (host {get_hostname()}, "
+        f"pid {os.getpid()}): 30 calls a minute, bursts of up to 10; other processes on the same API key "
+        "keep budgets of their own"
+    )
 
 
 def test_retry_after_from_one_call_pauses_every_wait_on_the_connection(
