@@ -15,8 +15,11 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)-py$(PYTHON_VERSION)
 UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 # Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
 CHROMIUM := /usr/bin/chromium
+# Azurite (Azure Blob Storage emulator, Node.js) for tests/test_storage_cloud.py, in a folder this Makefile owns.
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/node_modules/.bin/azurite-blob
 
-.PHONY: venv demo test lint browser chromium constraints deploy-test deploy-debs clean mutation
+.PHONY: venv demo test lint browser chromium azurite constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -38,7 +41,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 demo: venv
 	$(BIN)/python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
 
-test: venv lint chromium
+test: venv lint chromium azurite
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -66,6 +69,14 @@ chromium: venv
 	echo "make: the browser test needs Chromium: no $(CHROMIUM), not root for 'apt-get install chromium'," >&2; \
 	echo "      and 'playwright install chromium' failed. Install Debian's chromium package, then run make test again." >&2; \
 	exit 1
+
+# Azurite from npm into .tools/ (node and npm needed); the tests start and stop it themselves.
+azurite: $(AZURITE)
+
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "make: the Azure tests need Azurite from npm: install Node.js and npm, then run make test again." >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .tools azurite@$(AZURITE_VERSION)
+	touch $@
 
 # Pin every package of Airflow $(AIRFLOW_VERSION) + this provider's extras on Python $(PYTHON_VERSION), as Airflow's own
 # constraints files do (those live on GitHub; ours are resolved from PyPI). Input: constraints/airflow-$(AIRFLOW_VERSION).in.
@@ -97,4 +108,4 @@ deploy-debs:
 	fi
 
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-* .tools .mypy_cache .ruff_cache test-artifacts
