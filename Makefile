@@ -15,8 +15,11 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)-py$(PYTHON_VERSION)
 UV = $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 # Chromium for tests/test_connection_form_browser.py, which drives /usr/bin/chromium.
 CHROMIUM := /usr/bin/chromium
+# Azurite (Azure Blob Storage emulator, Node.js) for tests/test_storage_cloud.py, in a folder this Makefile owns.
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/node_modules/.bin/azurite-blob
 
-.PHONY: venv dist demo test lint browser chromium gnupg constraints deploy-test deploy-debs clean mutation
+.PHONY: venv dist demo test lint browser chromium gnupg azurite constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -44,7 +47,7 @@ dist: venv
 demo: venv
 	$(BIN)/python -m capillary_provider.sandbox.dag_test capillary_coupon_upload --dags-folder example_dags
 
-test: venv lint chromium gnupg
+test: venv lint chromium gnupg azurite
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -82,6 +85,17 @@ gnupg:
 	echo "make: PGP-encrypted sources and their tests need GnuPG: install Debian's gnupg package (apt-get install gnupg as root), then run make test again." >&2; \
 	exit 1
 
+# Azurite from npm into .tools/ (node and npm needed); the tests start and stop it themselves.
+azurite: $(AZURITE)
+
+$(AZURITE):
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs \
+	  && { command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }; fi
+	@command -v npm >/dev/null || { echo "make: the Azure tests need Azurite from npm: install Debian's nodejs and npm packages, then run make test again." >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .tools azurite@$(AZURITE_VERSION)
+	touch $@
+
 # Pin every package of Airflow $(AIRFLOW_VERSION) + this provider's extras on Python $(PYTHON_VERSION), as Airflow's own
 # constraints files do (those live on GitHub; ours are resolved from PyPI). Input: constraints/airflow-$(AIRFLOW_VERSION).in.
 # Needs uv: the venv's, or one on PATH.
@@ -112,4 +126,4 @@ deploy-debs:
 	fi
 
 clean:
-	rm -rf $(VENV) .venv-* dist .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-* dist .tools .mypy_cache .ruff_cache test-artifacts

@@ -133,6 +133,26 @@ class RecordingFile(io.BytesIO):
         return super().read(size)
 
 
+class CountingOpen:
+    """Wraps ``ObjectStoragePath.open``: counts the bytes read from the store through every file it opens."""
+
+    def __init__(self, original: Any) -> None:
+        self.original, self.bytes_read = original, 0
+
+    def __call__(self, path: ObjectStoragePath, *args: Any, **kwargs: Any) -> Any:
+        handle = self.original(path, *args, **kwargs)
+        counter = self
+        read = handle.read
+
+        def counting_read(*a: Any, **kw: Any) -> Any:
+            data = read(*a, **kw)
+            counter.bytes_read += len(data)
+            return data
+
+        handle.read = counting_read
+        return handle
+
+
 class FakeTaskInstance(SimpleNamespace):
     """Just enough of a task instance for operator tests that need no metadata DB: ids and XCom."""
 

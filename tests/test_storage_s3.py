@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import make_operator, mobile_rows
+from tests.conftest import CountingOpen, make_operator, mobile_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.s3]
 
@@ -208,26 +208,6 @@ def test_corrupt_csv_gz_fails_before_anything_is_uploaded(
 # -- every remote byte read once -------------------------------------------------------------------
 
 
-class _CountingOpen:
-    """Wraps ``ObjectStoragePath.open``: counts the bytes read from the store through every file it opens."""
-
-    def __init__(self, original: Any) -> None:
-        self.original, self.bytes_read = original, 0
-
-    def __call__(self, path: ObjectStoragePath, *args: Any, **kwargs: Any) -> Any:
-        handle = self.original(path, *args, **kwargs)
-        counter = self
-        read = handle.read
-
-        def counting_read(*a: Any, **kw: Any) -> Any:
-            data = read(*a, **kw)
-            counter.bytes_read += len(data)
-            return data
-
-        handle.read = counting_read
-        return handle
-
-
 @pytest.mark.parametrize("kind", ["csv", "gz"])
 def test_a_remote_source_is_fetched_once_for_validation_and_upload(
     capillary_conn: SandboxClient,
@@ -236,7 +216,7 @@ def test_a_remote_source_is_fetched_once_for_validation_and_upload(
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
 ) -> None:
-    counting = _CountingOpen(ObjectStoragePath.open)
+    counting = CountingOpen(ObjectStoragePath.open)
     monkeypatch.setattr(ObjectStoragePath, "open", lambda path, *a, **kw: counting(path, *a, **kw))
     stored = CSV_BYTES if kind == "csv" else gzip.compress(CSV_BYTES)
 
