@@ -103,7 +103,12 @@ def test_fast_path_never_accepts_a_block_with_a_bad_row(kind: str, columns: int,
     assert accepted_bad == []
 
 
-@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+# A coupon scan sees two columns (identifier and code): a wider file is projected first (coupon_code_column)
+# or refused whole (tests/test_first_row.py), so the row-by-row agreement is checked on the two-column layouts.
+SCANNED_LAYOUTS = [layout for layout in LAYOUTS if layout[1] == 2]
+
+
+@pytest.mark.parametrize(("kind", "columns", "id_column"), SCANNED_LAYOUTS)
 def test_scan_fails_exactly_when_a_row_is_bad(kind: str, columns: int, id_column: int) -> None:
     rng = random.Random(f"scan{kind}{columns}{id_column}")
     spec = spec_of(kind, columns, id_column)
@@ -144,7 +149,7 @@ def test_fixed_width_email_blocks_take_the_fast_path(eol: str) -> None:
     assert valid_block_lines(blk, spec_of("EMAIL", 2, 0)) == blk.count(b"\n")
 
 
-@pytest.mark.parametrize(("kind", "columns", "id_column"), LAYOUTS)
+@pytest.mark.parametrize(("kind", "columns", "id_column"), SCANNED_LAYOUTS)
 def test_scan_of_crlf_files_fails_exactly_when_a_row_is_bad(kind: str, columns: int, id_column: int) -> None:
     rng = random.Random(f"crlf{kind}{columns}{id_column}")
     spec = spec_of(kind, columns, id_column)

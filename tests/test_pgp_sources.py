@@ -24,7 +24,6 @@ from capillary_provider.operators import _base
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
 from tests.pgp_keys import gpg, new_key
-from tests.test_storage_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixture)
 
 pytestmark = [pytest.mark.integration]
 
@@ -286,7 +285,7 @@ def test_the_key_and_passphrase_are_masked_and_kept_out_of_xcom(
 def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
     keys: dict[str, Any],
     pgp_conn: str,
-    s3_endpoint: str,  # noqa: F811
+    s3_endpoint: str,
     capillary_conn: SandboxClient,
     context: Any,
 ) -> None:
