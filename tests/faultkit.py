@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import capillary_provider.operators._base as operator_module
+from capillary_provider import polling
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
@@ -43,13 +44,15 @@ def fast_hook(conn_id: str = "capillary_default", **kwargs: Any) -> CapillaryHoo
 
 
 def use_fast_trigger_hook(monkeypatch: Any) -> None:
-    """Triggers build their hook with :func:`fast_hook` (one attempt per poll, as the real trigger's)."""
-    import capillary_provider.triggers.coupon_upload as trigger_module
+    """Triggers' pollers build their hook with :func:`fast_hook` (one attempt per poll, as the real one's).
+
+    The seam is :func:`capillary_provider.polling.new_hook`: every poller calls it when it starts.
+    """
 
     async def new_hook(conn_id: str) -> CapillaryHook:
         return fast_hook(conn_id, retry_limit=1)
 
-    monkeypatch.setattr(trigger_module, "_new_hook", new_hook)
+    monkeypatch.setattr(polling, "new_hook", new_hook)
 
 
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
