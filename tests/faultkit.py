@@ -58,7 +58,7 @@ def use_fast_trigger_hook(monkeypatch: Any) -> None:
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
     """:func:`tests.conftest.make_operator` with polls of 0.05 s and a :func:`fast_hook`."""
     operator = conftest.make_operator(source, series, **{"poll_interval": 0.05, **kwargs})
-    operator.__dict__["hook"] = fast_hook(operator.capillary_conn_id)  # the cached_property's slot
+    operator.hook = fast_hook(operator.capillary_conn_id)
     return operator
 
 

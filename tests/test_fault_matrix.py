@@ -264,7 +264,7 @@ def make_sensor(job_ids: list[int], deferrable: bool = False) -> CouponUploadSen
         timeout=60,
         deferrable=deferrable,
     )
-    sensor.__dict__["hook"] = fast_hook()
+    sensor.hook = fast_hook()
     return sensor
 
 
