@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
@@ -1453,7 +1454,28 @@ def test_abort_cuts_the_sessions_lent_connections_and_stops_further_uploads(hook
 def test_abort_before_any_call_opens_no_session(hook: CapillaryHook) -> None:
     hook.abort()
     assert hook.aborted
-    assert "session" not in hook.__dict__
+    assert hook._session is None
+
+
+def test_close_closes_the_session_a_call_opened(hook: CapillaryHook) -> None:
+    adapter = hook.session.get_adapter("https://coupons.example.com")
+    adapter.poolmanager.connection_from_url("https://coupons.example.com")
+    hook.close()
+    assert adapter.poolmanager.pools.keys() == set()
+
+
+def test_the_async_connection_read_is_the_one_later_calls_use(
+    hook: CapillaryHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the triggerer's event loop the connection is read once, asynchronously; no sync read follows."""
+    read = asyncio.run(hook.aconnection())
+
+    def no_sync_read(conn_id: str) -> Any:
+        raise AssertionError("the connection was read again, synchronously")
+
+    monkeypatch.setattr(hook, "get_connection", no_sync_read)
+    assert hook.connection is read
+    assert read.host
 
 
 @pytest.mark.parametrize(

@@ -149,8 +149,7 @@ class CapillaryHook(CapillaryBaseHook):
 
         The connection is resolved with Airflow's async API; the HTTP calls run in a worker thread.
         """
-        if "connection" not in self.__dict__:
-            self.__dict__["connection"] = await self.aget_connection(self.capillary_conn_id)
+        await self.aconnection()  # read here, the worker thread's sync read finds it done
         jobs: list[UploadJob] = await sync_to_async(self.get_upload_jobs, thread_sensitive=False)(
             coupon_series_id, kind
         )
