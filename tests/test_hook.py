@@ -32,7 +32,8 @@ from capillary_provider.exceptions import (
     CouponUploadAborted,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import UploadJob, UploadStatus
+from capillary_provider.jobs import UploadJob
+from capillary_provider.kinds import UploadStatus
 from tests.conftest import FakeClock, RecordingFile
 from tests.recording_log import RecordingLog
 

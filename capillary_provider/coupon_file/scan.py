@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
+from capillary_provider.coupon_file.header import fail, parse_header
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -23,7 +24,7 @@ from capillary_provider.coupon_file.records import (
     split_records,
     unquote,
 )
-from capillary_provider.coupon_file.rows import Problems, RowRules, fail, parse_header
+from capillary_provider.coupon_file.rows import Problems, RowRules
 from capillary_provider.coupon_file.sources import read_chunk
 
 DEFAULT_BATCH_SIZE = 500_000
