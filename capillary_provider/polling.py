@@ -246,17 +246,11 @@ async def subscribe(
         poller.leave(subscription)
 
 
-def active_pollers() -> list[SeriesPoller]:
-    """The running event loop's pollers (for tests and benchmarks)."""
-    return list(registry().pollers.values())
-
-
 __all__ = [
     "DEFAULT_MAX_CALLS_PER_MINUTE",
     "RequestBudget",
     "SeriesPoller",
     "Subscription",
-    "active_pollers",
     "new_hook",
     "sharing_enabled",
     "subscribe",
