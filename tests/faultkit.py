@@ -55,6 +55,20 @@ def use_fast_trigger_hook(monkeypatch: Any) -> None:
     monkeypatch.setattr(polling, "new_hook", new_hook)
 
 
+class PollCounter:
+    """Counts the hook's async status calls (the trigger's polls) from its creation on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.polls = 0
+        original = CapillaryHook.aget_upload_jobs
+
+        async def counting(hook: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
+            self.polls += 1
+            return await original(hook, coupon_series_id, *args)
+
+        monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
+
+
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
     """:func:`tests.conftest.make_operator` with polls of 0.05 s and a :func:`fast_hook`."""
     operator = conftest.make_operator(source, series, **{"poll_interval": 0.05, **kwargs})
