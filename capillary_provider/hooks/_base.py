@@ -6,6 +6,7 @@ its base hook: everything here is shared by every endpoint, nothing here knows o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -237,7 +238,8 @@ class CapillaryBaseHook(BaseHook):
         """Read the connection again (a rotated secret); the secret read is masked at once, like a token."""
         self._connection = None
         for name in ("api_url", "coupon_url", "timeout", "http_settings"):  # the cached values read from it
-            self.__dict__.pop(name, None)
+            with contextlib.suppress(AttributeError):  # not computed yet
+                delattr(self, name)  # how a cached_property forgets its value
         if self.connection.password:
             mask_secret(self.connection.password)
 
