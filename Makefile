@@ -19,7 +19,7 @@ CHROMIUM := /usr/bin/chromium
 AZURITE_VERSION := 3.37.0
 AZURITE := .tools/node_modules/.bin/azurite-blob
 
-.PHONY: venv dist demo test lint browser chromium gnupg azurite constraints deploy-test deploy-debs clean mutation
+.PHONY: venv dist demo test test-fast lint browser chromium gnupg azurite constraints deploy-test deploy-debs clean mutation
 
 venv: $(STAMP)
 
@@ -49,6 +49,13 @@ demo: venv
 
 test: venv lint chromium gnupg azurite
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The inner loop: every test that needs no server and no browser (measured 5 min 48 s on 2 cores under load:
+# the hypothesis properties, packaging and provider-CLI tests still count; issue 20 wants it under a minute).
+# Not a substitute for `make test`, which also runs the sandbox, the stores and the DAGs end to end.
+FAST_MARKERS := not integration and not e2e and not browser and not s3 and not sftp and not azure and not deployment
+test-fast: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check capillary_provider tests example_dags benchmarks tools

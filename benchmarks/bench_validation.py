@@ -1,4 +1,4 @@
-"""Rows per second of :func:`scan_coupon_file` against a plain ``csv.reader`` loop over the same file.
+"""Rows per second of :func:`scan_file` (coupon rules) against a plain ``csv.reader`` loop over the same file.
 
 Run: ``python benchmarks/bench_validation.py [--rows N] [--repeat R] [--path DIR] [--only TEXT]``. Each case
 writes a file, then alternates the two readers ``--repeat`` times and keeps each one's best time.
@@ -21,7 +21,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from capillary_provider.coupon_file import scan_coupon_file
+from capillary_provider.coupon_file import CouponRows, scan_file
+from capillary_provider.identifiers import IdentifierType
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _DOMAINS = ("example.com", "mail.example.co.in", "shop.example.org")
@@ -69,10 +70,10 @@ def time_csv_reader(path: Path) -> tuple[float, float]:
 
 
 def time_scan(path: Path, identifier: str, column: int | None) -> tuple[float, float]:
-    """Wall and CPU seconds of :func:`scan_coupon_file` (validation and batch planning)."""
+    """Wall and CPU seconds of :func:`scan_file` with the coupon rules (validation and batch planning)."""
     start, cpu = time.perf_counter(), time.process_time()
     with path.open("rb") as raw:
-        scan_coupon_file(raw, name=path.name, customer_identifier=identifier, customer_identifier_column=column)
+        scan_file(raw, name=path.name, rules=CouponRows(IdentifierType(identifier), column))
     return time.perf_counter() - start, time.process_time() - cpu
 
 

@@ -8,11 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed
-from capillary_provider.kinds import COUPON, KINDS, UploadKind, UploadStatus
-
-TERMINAL_STATUSES: frozenset[str] = COUPON.terminal_statuses
-"""A coupon upload job in one of these states will not change any more."""
-FAILED_STATUSES: frozenset[str] = COUPON.failed_statuses
+from capillary_provider.kinds import COUPON, KINDS, UploadKind
 
 
 def _int(value: Any) -> int:
@@ -24,8 +20,9 @@ class UploadJob:
     """One upload job of a coupon series.
 
     ``status`` is kept exactly as Capillary sent it, so a state this package does not know yet is not
-    lost; it is treated as still in progress (never as success). Compare it with :class:`UploadStatus`
-    (or the statuses of the job's kind). Times are epoch milliseconds, as Capillary sends them.
+    lost; it is treated as still in progress (never as success). Compare it with
+    :class:`~capillary_provider.kinds.UploadStatus` (or the statuses of the job's kind). Times are epoch
+    milliseconds, as Capillary sends them.
     ``error_file_url`` is a storage key inside Capillary, not a downloadable URL. ``kind`` names the
     upload kind (:mod:`capillary_provider.kinds`) whose statuses apply.
     """
@@ -217,12 +214,9 @@ class JobChangeLog:
 
 
 __all__ = [
-    "FAILED_STATUSES",
-    "TERMINAL_STATUSES",
     "FailurePolicy",
     "JobChangeLog",
     "UploadJob",
-    "UploadStatus",
     "overall_status",
     "select_jobs",
     "summarize",

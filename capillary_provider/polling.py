@@ -156,8 +156,8 @@ class SeriesPoller:
         except Exception as exc:  # no hook, or a connection this poller cannot use: every wait hears it
             self._deliver(None, exc)
         finally:
-            if hook is not None and "session" in hook.__dict__:
-                hook.session.close()
+            if hook is not None:
+                hook.close()
 
     def _deliver(self, jobs: list[UploadJob] | None, error: BaseException | None) -> None:
         for subscription in list(self.subscriptions):
@@ -182,10 +182,9 @@ class _Registry:
 
     async def budget(self, conn_id: str, hook: CapillaryHook) -> RequestBudget:
         if conn_id not in self.budgets:
-            if "connection" not in hook.__dict__:
-                hook.__dict__["connection"] = await hook.aget_connection(conn_id)
+            connection = await hook.aconnection()
             # An empty field of the connection form means the default, like an absent key.
-            value = hook.connection.extra_dejson.get("max_calls_per_minute") or DEFAULT_MAX_CALLS_PER_MINUTE
+            value = connection.extra_dejson.get("max_calls_per_minute") or DEFAULT_MAX_CALLS_PER_MINUTE
             try:
                 per_minute = float(value)
             except (TypeError, ValueError):
@@ -247,17 +246,11 @@ async def subscribe(
         poller.leave(subscription)
 
 
-def active_pollers() -> list[SeriesPoller]:
-    """The running event loop's pollers (for tests and benchmarks)."""
-    return list(registry().pollers.values())
-
-
 __all__ = [
     "DEFAULT_MAX_CALLS_PER_MINUTE",
     "RequestBudget",
     "SeriesPoller",
     "Subscription",
-    "active_pollers",
     "new_hook",
     "sharing_enabled",
     "subscribe",

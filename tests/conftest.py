@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from moto.server import ThreadedMotoServer
 
 import capillary_provider.hooks._transport as transport_module
 from capillary_provider.hooks._transport import TOKENS
@@ -226,3 +227,27 @@ def _fresh_fast_check_caches() -> None:
     fast._LINE_CHECKS.clear()
     fast._LITERAL_CACHE.clear()
     fast._SUSPECT_CHECKS.clear()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 API on a free 127.0.0.1 port, and an ``aws`` connection ``aws_test`` pointing at it.
+
+    One server for the session: Airflow caches a filesystem per connection id, so a second server behind
+    ``aws_test`` would be reached through the first one's cached endpoint."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    connection = {
+        "conn_type": "aws",
+        "login": "testing-key-id",
+        "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(connection))
+        try:
+            yield endpoint
+        finally:
+            server.stop()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import capillary_provider.operators._base as operator_module
+from capillary_provider import polling
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
@@ -43,19 +44,35 @@ def fast_hook(conn_id: str = "capillary_default", **kwargs: Any) -> CapillaryHoo
 
 
 def use_fast_trigger_hook(monkeypatch: Any) -> None:
-    """Triggers build their hook with :func:`fast_hook` (one attempt per poll, as the real trigger's)."""
-    import capillary_provider.triggers.coupon_upload as trigger_module
+    """Triggers' pollers build their hook with :func:`fast_hook` (one attempt per poll, as the real one's).
+
+    The seam is :func:`capillary_provider.polling.new_hook`: every poller calls it when it starts.
+    """
 
     async def new_hook(conn_id: str) -> CapillaryHook:
         return fast_hook(conn_id, retry_limit=1)
 
-    monkeypatch.setattr(trigger_module, "_new_hook", new_hook)
+    monkeypatch.setattr(polling, "new_hook", new_hook)
+
+
+class PollCounter:
+    """Counts the hook's async status calls (the trigger's polls) from its creation on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.polls = 0
+        original = CapillaryHook.aget_upload_jobs
+
+        async def counting(hook: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
+            self.polls += 1
+            return await original(hook, coupon_series_id, *args)
+
+        monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
 
 
 def make_operator(source: Path | str, series: int, **kwargs: Any) -> CouponUploadOperator:
     """:func:`tests.conftest.make_operator` with polls of 0.05 s and a :func:`fast_hook`."""
     operator = conftest.make_operator(source, series, **{"poll_interval": 0.05, **kwargs})
-    operator.__dict__["hook"] = fast_hook(operator.capillary_conn_id)  # the cached_property's slot
+    operator.hook = fast_hook(operator.capillary_conn_id)
     return operator
 
 

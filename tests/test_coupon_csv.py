@@ -18,16 +18,15 @@ from capillary_provider.coupon_file import (
     CouponRows,
     FilePlan,
     open_coupon_source,
-    scan_coupon_file,
     scan_file,
 )
+from capillary_provider.coupon_file.header import parse_header
 from capillary_provider.coupon_file.rows import (
     COUPON_KEYS,
     Describe,
     Problems,
     RedeemedRows,
     header_key,
-    parse_header,
 )
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError
 from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
@@ -36,13 +35,9 @@ CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
 
 def scan(data: bytes, identifier: str = "MOBILE", column: int | None = 0, **kwargs: object) -> FilePlan:
-    return scan_coupon_file(
-        io.BytesIO(data),
-        name="coupons.csv",
-        customer_identifier=identifier,
-        customer_identifier_column=column,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    """:func:`scan_file` with the coupon rules the operator builds (``CouponUploadOperator.row_rules``)."""
+    rules = CouponRows(IdentifierType(identifier), column)
+    return scan_file(io.BytesIO(data), name="coupons.csv", rules=rules, **kwargs)  # type: ignore[arg-type]
 
 
 def scan_error(data: bytes, identifier: str = "MOBILE", column: int | None = 0, **kwargs: object) -> str:
@@ -233,8 +228,10 @@ def test_identifier_column_out_of_range_is_an_error() -> None:
 
 
 def test_unknown_identifier_type_lists_the_valid_ones() -> None:
-    message = scan_error(GOOD, "PHONE", 0)
-    assert "MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED" in message
+    """What the hook says of ``customer_identifier`` (the operator checks the parameter before any file)."""
+    with pytest.raises(ValueError, match=r"^must be one of") as info:
+        IdentifierType.parse("PHONE")
+    assert str(info.value) == "must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'"
 
 
 def test_negative_identifier_column_is_an_error() -> None:
@@ -307,7 +304,7 @@ def test_gzip_source_is_decompressed_via_open_coupon_source(tmp_path: Path) -> N
     target.write_bytes(gzip.compress(GOOD))
     path = ObjectStoragePath(f"file://{target}")
     with open_coupon_source(path) as stream:
-        plan = scan_coupon_file(stream, name=str(path), customer_identifier="MOBILE", customer_identifier_column=0)
+        plan = scan_file(stream, name=str(path), rules=CouponRows(IdentifierType.MOBILE, 0))
     assert plan.size == len(GOOD)
     with open_coupon_source(path) as stream:
         assert batch_bytes_from(stream, plan) == [GOOD]
@@ -322,7 +319,7 @@ def test_truncated_gzip_raises_coupon_file_error_naming_file(tmp_path: Path) -> 
     target.write_bytes(gzip.compress(GOOD * 50)[:-30])
     path = ObjectStoragePath(f"file://{target}")
     with pytest.raises(CouponFileError, match=r"coupons\.csv\.gz.*cannot be read"), open_coupon_source(path) as stream:
-        scan_coupon_file(stream, name=str(path), customer_identifier="MOBILE", customer_identifier_column=0)
+        scan_file(stream, name=str(path), rules=CouponRows(IdentifierType.MOBILE, 0))
 
 
 def test_missing_path_raises_coupon_file_error(tmp_path: Path) -> None:
@@ -794,14 +791,9 @@ def test_an_empty_line_of_a_codes_only_file_is_an_empty_code() -> None:
     ("identifier", "column", "reason"),
     [
         ("MOBILE", 0, "batch_size must be at least 1, not 0."),
-        (
-            "PHONE",
-            0,
-            "customer_identifier must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'.",
-        ),
         ("MOBILE", None, "pass customer_identifier_column (0-based) to say which column holds the MOBILE."),
     ],
-    ids=["batch size", "identifier type", "identifier column"],
+    ids=["batch size", "identifier column"],
 )
 def test_scan_arguments_are_named_with_the_file(identifier: str, column: int | None, reason: str) -> None:
     batch_size = 0 if "batch_size" in reason else 10

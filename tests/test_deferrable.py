@@ -19,7 +19,7 @@ from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from tests.conftest import FakeTaskInstance, make_operator, mobile_rows
-from tests.faultkit import run_trigger_of
+from tests.faultkit import PollCounter, run_trigger_of
 
 try:  # Airflow >= 3.2
     from airflow.sdk.exceptions import TaskDeferred
@@ -99,21 +99,13 @@ def test_deferred_wait_makes_one_status_call_per_poll_for_all_batches(
 ) -> None:
     operator = deferrable_operator(write_csv(mobile_rows(20)), batch_size=5)
     deferred = defer(operator, context)
-    polls = 0
-    original = CapillaryHook.aget_upload_jobs
-
-    async def counting(self: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
-        nonlocal polls
-        polls += 1
-        return await original(self, coupon_series_id, *args)
-
-    monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
+    counter = PollCounter(monkeypatch)
     status_calls_before = len(capillary_conn.requests(STATUS_PATH))
 
     resume(operator, deferred, context)
 
     assert len(context["ti"].xcom["job_ids"]) == 4
-    assert len(capillary_conn.requests(STATUS_PATH)) - status_calls_before == polls
+    assert len(capillary_conn.requests(STATUS_PATH)) - status_calls_before == counter.polls
 
 
 def test_already_terminal_jobs_finish_inline_without_deferring(

@@ -16,7 +16,7 @@ import pytest
 from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
 from capillary_provider.sandbox.testing import SandboxClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "example_dags"
 OPERATOR_DAG, SENSOR_DAG = "capillary_coupon_upload_deferrable", "capillary_coupon_upload_sensor"

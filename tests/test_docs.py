@@ -281,3 +281,28 @@ def test_readme_supported_pairs_are_the_ci_matrix_each_pinned() -> None:
         constraints = ROOT / "constraints" / f"airflow-{airflow_version}-py{python}.txt"
         assert f"\napache-airflow=={airflow_version}\n" in constraints.read_text(encoding="utf-8"), constraints.name
         assert f'"Programming Language :: Python :: {python}"' in pyproject
+
+
+PLATFORM_SECTIONS = (
+    "The official Helm chart with the Kubernetes executor",
+    "Astronomer (Astro)",
+    "Amazon MWAA",
+    "Google Cloud Composer 3",
+)
+
+
+@pytest.mark.parametrize("heading", PLATFORM_SECTIONS)
+def test_each_platform_section_ends_with_the_pages_it_was_checked_against(heading: str) -> None:
+    last_line = _section(_read("production.md"), heading).strip().splitlines()[-1]
+    assert last_line.startswith("Checked against: "), f"{heading}: ends with {last_line!r}"
+    urls = [url.strip() for url in last_line.removeprefix("Checked against: ").split(",")]
+    assert urls
+    for url in urls:
+        assert re.fullmatch(r"https://[^\s,]+", url), f"{heading}: {url!r} is not an https URL"
+
+
+@pytest.mark.parametrize("heading", PLATFORM_SECTIONS)
+def test_each_platform_section_covers_install_triggerer_connection_egress_disk_metrics_upgrades(heading: str) -> None:
+    section = _section(_read("production.md"), heading)
+    for topic in ("Install", "Triggerer", "Connection", "Egress", "Disk", "Metrics", "Upgrades"):
+        assert re.search(rf"^\*\*{topic}[ .]", section, flags=re.M), f"{heading}: no **{topic}** paragraph"

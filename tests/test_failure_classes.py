@@ -56,6 +56,7 @@ def token_calls(sandbox: SandboxClient) -> int:
 # -- the series check -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_refused_credentials_fail_the_series_check_at_once_without_uploading_anyway(
     sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,6 +67,7 @@ def test_refused_credentials_fail_the_series_check_at_once_without_uploading_any
     assert "uploading anyway" not in " | ".join(log.messages)
 
 
+@pytest.mark.integration
 def test_no_read_access_to_series_warns_and_lets_the_upload_go_on(capillary_conn: SandboxClient) -> None:
     capillary_conn.set_series(SERIES, "forbidden")
     log = RecordingLog()
@@ -74,6 +76,7 @@ def test_no_read_access_to_series_warns_and_lets_the_upload_go_on(capillary_conn
     assert "uploading anyway" in " | ".join(log.messages)
 
 
+@pytest.mark.integration
 def test_a_retry_attaches_to_its_batches_although_the_series_expired_after_the_first_try(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
@@ -88,6 +91,7 @@ def test_a_retry_attaches_to_its_batches_although_the_series_expired_after_the_f
 # -- refusals whose body is not JSON ----------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_an_upload_refused_with_a_firewall_page_is_sent_once_and_not_called_outcome_unknown(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
 ) -> None:
@@ -101,6 +105,7 @@ def test_an_upload_refused_with_a_firewall_page_is_sent_once_and_not_called_outc
     assert len(upload_calls(capillary_conn, SERIES)) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("status", [400, 403, 404])
 def test_a_status_call_refused_with_a_page_that_is_not_json_is_not_retried(
     capillary_conn: SandboxClient, status: int
@@ -111,6 +116,7 @@ def test_a_status_call_refused_with_a_page_that_is_not_json_is_not_retried(
     assert len(capillary_conn.requests(f"getUploadStatus/{SERIES}")) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("status", [408, 429, 502])
 def test_an_unreadable_timeout_throttle_or_gateway_answer_is_still_retried(
     capillary_conn: SandboxClient, status: int, sleeps: list[float]
@@ -123,6 +129,7 @@ def test_an_unreadable_timeout_throttle_or_gateway_answer_is_still_retried(
 # -- a rotated client secret ------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_client_secret_rotated_during_a_wait_is_picked_up(
     sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,6 +141,7 @@ def test_a_client_secret_rotated_during_a_wait_is_picked_up(
     assert token_calls(sandbox) == 2  # refused with the old secret, granted with the new one
 
 
+@pytest.mark.integration
 def test_a_refused_secret_that_did_not_change_fails_at_once_with_one_token_call(
     sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,6 +217,7 @@ class DiskWithRoomFor:
         return getattr(self.real, name)
 
 
+@pytest.mark.integration
 def test_a_full_disk_while_spooling_names_the_folder_and_spool_dir_not_a_corrupt_file(
     capillary_conn: SandboxClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, context: dict[str, Any]
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from capillary_provider.exceptions import CapillaryApiError, CapillaryUploadOutcomeUnknown, CouponUploadFailed
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import UploadStatus
+from capillary_provider.kinds import UploadStatus
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.sensors.coupon_upload import CouponUploadSensor
@@ -264,7 +264,7 @@ def make_sensor(job_ids: list[int], deferrable: bool = False) -> CouponUploadSen
         timeout=60,
         deferrable=deferrable,
     )
-    sensor.__dict__["hook"] = fast_hook()
+    sensor.hook = fast_hook()
     return sensor
 
 

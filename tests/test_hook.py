@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
@@ -16,6 +17,7 @@ import requests
 import requests_mock as rm
 from airflow.sdk import ObjectStoragePath
 from requests_toolbelt.multipart.decoder import MultipartDecoder
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 import capillary_provider.hooks._base as base_module
@@ -31,7 +33,8 @@ from capillary_provider.exceptions import (
     CouponUploadAborted,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import UploadJob, UploadStatus
+from capillary_provider.jobs import UploadJob
+from capillary_provider.kinds import UploadStatus
 from tests.conftest import FakeClock, RecordingFile
 from tests.recording_log import RecordingLog
 
@@ -1127,26 +1130,34 @@ def test_adapter_connections_send_bodies_in_upload_blocks() -> None:
         assert conn.blocksize == transport_module.UPLOAD_BLOCK_SIZE
 
 
-def test_adapter_pools_remember_the_connections_they_lend_until_given_back() -> None:
+def connected(adapter: Any, url: str, sock: socket.socket | None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A connection of the adapter's pool for ``url``, connected as urllib3 would, but to ``sock``."""
+    pool = adapter.poolmanager.connection_from_url(url)
+    base = HTTPSConnection if url.startswith("https") else HTTPConnection
+    monkeypatch.setattr(base, "connect", lambda conn: setattr(conn, "sock", sock))
+    conn = pool.ConnectionCls(pool.host, pool.port, **pool.conn_kw)
+    conn.connect()
+    return conn
+
+
+def test_adapter_remembers_each_connection_from_connect_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = transport_module.LargeBlockAdapter()
     for url in ("http://example.com", "https://example.com"):
-        pool = adapter.poolmanager.connection_from_url(url)
-        conn = pool._get_conn()
-        assert conn in adapter._lent
-        pool._put_conn(conn)
-        pool._put_conn(None)  # what urllib3 hands back for a connection it dropped
-        assert conn not in adapter._lent
-        assert pool._get_conn() is conn  # kept for the next request
+        ours, theirs = socket.socketpair()
+        conn = connected(adapter, url, ours, monkeypatch)
+        assert conn in adapter._opened
+        conn.close()
+        assert conn not in adapter._opened
+        theirs.close()
 
 
-def test_shutdown_in_flight_cuts_both_directions_of_every_lent_connection() -> None:
+def test_shutdown_in_flight_cuts_both_directions_of_every_open_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = transport_module.LargeBlockAdapter()
-    pool = adapter.poolmanager.connection_from_url("http://example.com")
     ours, theirs = socket.socketpair()
     closed, _ = socket.socketpair()
     closed.close()
-    cut, idle, gone = pool._get_conn(), pool._get_conn(), pool._get_conn()
-    cut.sock, idle.sock, gone.sock = ours, None, closed
+    # cut, idle and gone; kept alive as a pool keeps its connections (the adapter holds them weakly)
+    _held = [connected(adapter, "http://example.com", sock, monkeypatch) for sock in (ours, None, closed)]
     try:
         for end in (ours, theirs):
             end.settimeout(5)
@@ -1435,11 +1446,12 @@ def test_hosts_given_as_https_urls_make_a_tls_failure_transient(
         CapillaryHook(retry_limit=2).get_upload_jobs(SERIES)
 
 
-def test_abort_cuts_the_sessions_lent_connections_and_stops_further_uploads(hook: CapillaryHook) -> None:
+def test_abort_cuts_the_sessions_open_connections_and_stops_further_uploads(
+    hook: CapillaryHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     adapter = hook.session.get_adapter("https://coupons.example.com")
-    conn = adapter.poolmanager.connection_from_url("https://coupons.example.com")._get_conn()
     ours, theirs = socket.socketpair()
-    conn.sock = ours
+    _held = connected(adapter, "https://coupons.example.com", ours, monkeypatch)  # as its pool would hold it
     try:
         theirs.settimeout(5)
         hook.abort()
@@ -1453,7 +1465,28 @@ def test_abort_cuts_the_sessions_lent_connections_and_stops_further_uploads(hook
 def test_abort_before_any_call_opens_no_session(hook: CapillaryHook) -> None:
     hook.abort()
     assert hook.aborted
-    assert "session" not in hook.__dict__
+    assert hook._session is None
+
+
+def test_close_closes_the_session_a_call_opened(hook: CapillaryHook) -> None:
+    adapter = hook.session.get_adapter("https://coupons.example.com")
+    adapter.poolmanager.connection_from_url("https://coupons.example.com")
+    hook.close()
+    assert adapter.poolmanager.pools.keys() == set()
+
+
+def test_the_async_connection_read_is_the_one_later_calls_use(
+    hook: CapillaryHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the triggerer's event loop the connection is read once, asynchronously; no sync read follows."""
+    read = asyncio.run(hook.aconnection())
+
+    def no_sync_read(conn_id: str) -> Any:
+        raise AssertionError("the connection was read again, synchronously")
+
+    monkeypatch.setattr(hook, "get_connection", no_sync_read)
+    assert hook.connection is read
+    assert read.host
 
 
 @pytest.mark.parametrize(

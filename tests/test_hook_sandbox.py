@@ -20,7 +20,8 @@ from capillary_provider.exceptions import (
     CapillaryConfigError,
 )
 from capillary_provider.hooks.capillary import UPLOAD_BLOCK_SIZE, CapillaryHook
-from capillary_provider.jobs import UploadJob, UploadStatus
+from capillary_provider.jobs import UploadJob
+from capillary_provider.kinds import UploadStatus
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import RecordingFile, mobile_rows, wait_for
 

@@ -82,6 +82,7 @@ def test_source_dataset_names_follow_openlineage_naming(source: str, expected: t
     assert lineage.source_dataset_name(source) == expected
 
 
+@pytest.mark.integration
 def test_lineage_on_complete_with_the_openlineage_provider(capillary_conn: SandboxClient) -> None:
     op = _operator(source="s3://bucket/in.csv")
     op.last_summary = {"accepted_rows": 12}
@@ -92,6 +93,7 @@ def test_lineage_on_complete_with_the_openlineage_provider(capillary_conn: Sandb
     assert series.outputFacets["outputStatistics"].rowCount == 12
 
 
+@pytest.mark.integration
 def test_lineage_is_none_and_upload_works_without_the_openlineage_provider(
     capillary_conn: SandboxClient,
     monkeypatch: pytest.MonkeyPatch,
@@ -122,6 +124,7 @@ def test_a_broken_metrics_backend_never_fails_the_caller(monkeypatch: pytest.Mon
     metrics.count(metrics.ROWS_SENT, 3, "coupon")
 
 
+@pytest.mark.integration
 def test_a_429_counts_as_throttled_and_every_status_call_as_a_poll(
     capillary_conn: SandboxClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +144,7 @@ def test_a_429_counts_as_throttled_and_every_status_call_as_a_poll(
     assert sent.count((metrics.STATUS_CALLS, 1)) == 2
 
 
+@pytest.mark.integration
 def test_an_asset_source_is_read_from_its_uri(
     capillary_conn: SandboxClient, write_csv: Any, context: dict[str, Any]
 ) -> None:

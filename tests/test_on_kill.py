@@ -19,6 +19,7 @@ from capillary_provider.coupon_file import BatchReader
 from capillary_provider.exceptions import CouponUploadAborted
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
+from tests import conftest
 from tests.conftest import mobile_rows, wait_for
 from tests.faultkit import batch_names, jobs_per_file, make_operator, no_recheck_pause
 
@@ -65,7 +66,7 @@ def killed_waiting_for_answer(
     capillary_conn.add_fault("upload", "delay", seconds=0)
     capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
-    operator.__dict__["hook"].timeout = (10.0, 120.0)  # only on_kill can end the wait
+    operator.hook.timeout = (10.0, 120.0)  # only on_kill can end the wait
     run = Run(operator, context)
     wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
@@ -83,7 +84,7 @@ def test_on_kill_stops_an_upload_waiting_for_a_held_answer_within_two_seconds(
     no_recheck_pause(monkeypatch)
     capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
     operator = make_operator(write_csv(mobile_rows(5)), SERIES, wait_for_completion=False)
-    operator.__dict__["hook"].timeout = (10.0, 120.0)  # longer than the held answer
+    operator.hook.timeout = (10.0, 120.0)  # longer than the held answer
     run = Run(operator, context)
     wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 1, "the batch never reached the sandbox", timeout=BOUND)
     time.sleep(0.2)  # let the worker sit in its read of the held answer (not an assertion on timing)
@@ -123,7 +124,7 @@ def test_on_kill_logs_the_batches_already_accepted(
     capillary_conn.add_fault("upload", "delay", seconds=0)
     capillary_conn.add_fault("upload", "delay", seconds=HELD_SECONDS)
     operator = make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)
-    operator.__dict__["hook"].timeout = (10.0, 120.0)
+    operator.hook.timeout = (10.0, 120.0)
     run = Run(operator, context)
     wait_for(lambda: len(capillary_conn.jobs(SERIES)) == 2, "batch 2 never reached the sandbox", timeout=BOUND)
     operator.on_kill()
@@ -179,3 +180,14 @@ def test_on_kill_mid_body_aborts_the_transfer_and_capillary_stores_nothing_of_it
     monkeypatch.setattr(BatchReader, "read", read)
     make_operator(coupons, SERIES, batch_size=10).execute(context)  # type: ignore[arg-type]
     assert jobs_per_file(capillary_conn, SERIES) == dict.fromkeys(batch_names(context, 3), 1)
+
+
+def test_on_kill_before_the_first_upload_means_no_batch_is_sent(
+    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
+) -> None:
+    """A kill that comes before the operator made its hook still aborts: the run that carries on sends nothing."""
+    operator = conftest.make_operator(coupons, SERIES, batch_size=10, wait_for_completion=False)  # no hook yet
+    operator.on_kill()
+    with pytest.raises(CouponUploadAborted, match="Upload stopped before batch 1: the task was killed"):
+        operator.execute(context)  # type: ignore[arg-type]
+    assert capillary_conn.jobs(SERIES) == []

@@ -10,8 +10,9 @@ import tracemalloc
 
 import pytest
 
-from capillary_provider.coupon_file import scan_coupon_file
+from capillary_provider.coupon_file import CouponRows, scan_file
 from capillary_provider.exceptions import CouponFileError
+from capillary_provider.identifiers import IdentifierType
 from tests.conftest import RecordingFile
 
 CHUNK = 16 * 1024
@@ -35,11 +36,10 @@ def scan_measured(data: bytes) -> tuple[RecordingFile, int, object]:
     tracemalloc.start()
     try:
         try:
-            result: object = scan_coupon_file(
+            result: object = scan_file(
                 source,  # type: ignore[arg-type]
                 name="big.csv",
-                customer_identifier="MOBILE",
-                customer_identifier_column=0,
+                rules=CouponRows(IdentifierType.MOBILE, 0),
                 batch_size=5000,
                 chunk_size=CHUNK,
             )

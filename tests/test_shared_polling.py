@@ -94,12 +94,12 @@ def test_cancelling_one_wait_leaves_the_others_and_the_poller_stops_after_the_la
     async def main() -> tuple[list[Any], list[int], set[str]]:
         tasks = [asyncio.create_task(_run(_trigger(SERIES, [job_id], 0.2, 60))) for job_id in job_ids]
         await asyncio.sleep(0.5)
-        [poller] = polling.active_pollers()
+        [poller] = list(polling.registry().pollers.values())
         tasks[0].cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(0)  # let the cancelled poller task unwind
         leftover = {task.get_name() for task in asyncio.all_tasks() if task is not asyncio.current_task()}
-        return results, [len(poller.subscriptions), len(polling.active_pollers())], leftover
+        return results, [len(poller.subscriptions), len(list(polling.registry().pollers.values()))], leftover
 
     results, counts, leftover = asyncio.run(main())
 

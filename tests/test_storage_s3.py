@@ -8,8 +8,6 @@ at it, exactly as a user would point it at MinIO or any S3-compatible store.
 from __future__ import annotations
 
 import gzip
-import json
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from airflow.sdk import ObjectStoragePath
-from moto.server import ThreadedMotoServer
 
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.hooks.capillary import CapillaryHook
@@ -35,27 +32,6 @@ CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile
 
 s3_operator = partial(make_operator, series=SERIES, batch_size=10)
 """An operator on this module's series, in batches of 10 rows."""
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 API on a free 127.0.0.1 port, and an ``aws`` connection ``aws_test`` pointing at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    connection = {
-        "conn_type": "aws",
-        "login": "testing-key-id",
-        "password": "testing-secret",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(connection))
-        try:
-            yield endpoint
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import EVENT_DONE, EVENT_ERROR, EVENT_TIMEOUT, CouponUploadTrigger
 from capillary_provider.waiting import timeout_message
 from tests.conftest import mobile_rows
+from tests.faultkit import PollCounter
 from tests.recording_log import RecordingLog
 
 SERIES = 7001
@@ -133,21 +134,13 @@ def test_trigger_makes_one_status_call_per_poll_whatever_the_number_of_jobs(
     capillary_conn: SandboxClient, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_ids = [_upload(write_csv, name=f"part{n}.csv", start=n * 100) for n in range(3)]
-    polls = 0
-    original = CapillaryHook.aget_upload_jobs
-
-    async def counting(self: CapillaryHook, coupon_series_id: int | str, *args: Any) -> Any:
-        nonlocal polls
-        polls += 1
-        return await original(self, coupon_series_id, *args)
-
-    monkeypatch.setattr(CapillaryHook, "aget_upload_jobs", counting)
+    counter = PollCounter(monkeypatch)
     status_calls_before = len(_status_polls(capillary_conn))
 
     events = _events(_trigger(job_ids))
 
     assert events[0]["status"] == EVENT_DONE
-    assert len(_status_polls(capillary_conn)) - status_calls_before == polls
+    assert len(_status_polls(capillary_conn)) - status_calls_before == counter.polls
 
 
 @pytest.mark.integration

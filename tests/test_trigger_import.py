@@ -32,8 +32,8 @@ def test_importing_the_trigger_loads_no_http_library_and_not_the_hook() -> None:
 def test_the_trigger_loads_the_hook_when_its_first_wait_starts() -> None:
     import asyncio
 
-    from capillary_provider.triggers import coupon_upload
+    from capillary_provider import polling
 
-    hook = asyncio.run(coupon_upload._new_hook("capillary_default"))
+    hook = asyncio.run(polling.new_hook("capillary_default"))
     assert type(hook).__module__ == "capillary_provider.hooks.capillary"
     assert hook.retry_limit == 1  # one attempt per poll: the polls are the retries

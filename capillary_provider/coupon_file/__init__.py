@@ -10,7 +10,6 @@ from capillary_provider.coupon_file.scan import (
     DEFAULT_BATCH_SIZE,
     Batch,
     FilePlan,
-    scan_coupon_file,
     scan_file,
 )
 from capillary_provider.coupon_file.sources import BatchReader, ReadOnce, open_coupon_source
@@ -24,6 +23,5 @@ __all__ = [
     "ReadOnce",
     "RowRules",
     "open_coupon_source",
-    "scan_coupon_file",
     "scan_file",
 ]

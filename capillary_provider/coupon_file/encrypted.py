@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capillary_provider.coupon_file.rows import fail
+from capillary_provider.coupon_file.header import fail
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg")
@@ -69,6 +69,7 @@ def key_from_connection(conn_id: str) -> PgpKey:
 
     conn = BaseHook.get_connection(conn_id)
     private_key = conn.extra_dejson.get("private_key")
+    # Airflow 3.3 masks them as it reads the connection; 3.1 does not (tests/test_pgp_sources.py fails there without).
     if conn.password:
         mask_secret(conn.password)
     if not private_key or "PRIVATE KEY BLOCK" not in str(private_key):

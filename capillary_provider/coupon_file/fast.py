@@ -25,8 +25,8 @@ _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",\r\n")
 #: The same with ``@`` kept: for EMAIL blocks the shape also proves one ``@`` per line, in the identifier column.
 _NOT_STRUCTURE_AT = bytes(b for b in range(256) if b not in b",\r\n@")
 #: One identifier field, for blocks already proven to be ASCII without quotes or whitespace (so a field
-#: can hold anything but ``,``, CR and LF): the language of ``coupon_csv._ID_PATTERNS`` on such fields.
-#: Plain character sets and possessive quantifiers keep the regex engine on its fastest paths.
+#: can hold anything but ``,``, CR and LF): the language of :data:`~capillary_provider.identifiers.ID_PATTERNS`
+#: on such fields. Plain character sets and possessive quantifiers keep the regex engine on its fastest paths.
 _ID_FIELDS = {
     # Possessive: a "+" can only be the sign, and neither field end is a digit (about 10% faster).
     "MOBILE": rb"\+?+[0-9]{8,15}+",

@@ -49,7 +49,7 @@ def delimiter_hint(header: list[str], text: str) -> str:
     for char, named in _NAMED:
         if char in text:
             cells = text.rstrip("\r\n").split(char)
-            data = any(ID_PATTERNS[kind].fullmatch(cell.strip().strip('"')) for cell in cells for kind in DATA_LIKE)
+            data = any(looks_like_data(cell.strip().strip('"')) for cell in cells)
             extra = " and has_header=False (row 1 looks like data)" if data else ""
             seen = "a tab" if named == "tab" else repr(char)
             return (

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
+from capillary_provider.coupon_file.header import fail, parse_header
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -23,9 +24,8 @@ from capillary_provider.coupon_file.records import (
     split_records,
     unquote,
 )
-from capillary_provider.coupon_file.rows import CouponRows, Problems, RowRules, fail, parse_header
+from capillary_provider.coupon_file.rows import Problems, RowRules
 from capillary_provider.coupon_file.sources import read_chunk
-from capillary_provider.identifiers import IdentifierType
 
 DEFAULT_BATCH_SIZE = 500_000
 """Capillary recommends at most 500,000 rows per upload."""
@@ -280,23 +280,3 @@ def scan_file(
         raise fail(name, "has a header row but no coupon rows. Add rows or skip the upload.")
     batches = tuple(Batch(*fields) for fields in batcher.batches)
     return FilePlan(name, header_line, len(header), row - 2, batches, size, scanner.problems.bad_rows, row_offset)
-
-
-def scan_coupon_file(
-    stream: BinaryIO,
-    *,
-    name: str,
-    customer_identifier: str,
-    customer_identifier_column: int | None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    validate: bool = True,
-    chunk_size: int = CHUNK_SIZE,
-) -> FilePlan:
-    """:func:`scan_file` for a coupon upload (:class:`~capillary_provider.coupon_file.rows.CouponRows`)."""
-    try:
-        identifier = IdentifierType.parse(customer_identifier)
-    except ValueError as exc:
-        raise fail(name, f"customer_identifier {exc}.") from None
-    rules = CouponRows(identifier, customer_identifier_column)
-    rules.check_arguments(name)
-    return scan_file(stream, name=name, rules=rules, batch_size=batch_size, validate=validate, chunk_size=chunk_size)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from capillary_provider.coupon_file.encrypted import DecryptedStream, GnupgHome, PgpKey, clear_name, is_encrypted
-from capillary_provider.coupon_file.rows import fail
+from capillary_provider.coupon_file.header import fail
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError, SpoolDiskFull
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class BatchReader:
     ``seek(0)`` lets an upload attempt be retried by re-seeking the source to ``batch.start``.
 
     :param stream: the (decompressed) source; positioned at ``batch.start`` or seekable.
-    :param header: the header line to send first (see :attr:`CouponFilePlan.header`).
+    :param header: the header line to send first (see :attr:`~capillary_provider.coupon_file.scan.FilePlan.header`).
     :param batch: which bytes of the source to serve after the header.
     """
 

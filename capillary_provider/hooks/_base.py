@@ -6,6 +6,7 @@ its base hook: everything here is shared by every endpoint, nothing here knows o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -90,12 +91,23 @@ class CapillaryBaseHook(BaseHook):
         self.retry_max_wait = retry_max_wait
         self._token: str | None = None
         self._aborted = threading.Event()
+        self._connection: Connection | None = None
+        self._session: requests.Session | None = None
 
     # -- connection -------------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def connection(self) -> Connection:
-        return self.get_connection(self.capillary_conn_id)
+        """The Airflow connection, read on first use and kept until :meth:`refresh_connection`."""
+        if self._connection is None:
+            self._connection = self.get_connection(self.capillary_conn_id)
+        return self._connection
+
+    async def aconnection(self) -> Connection:
+        """:attr:`connection` for async code: read with Airflow's async API, so the event loop never blocks."""
+        if self._connection is None:
+            self._connection = await self.aget_connection(self.capillary_conn_id)
+        return self._connection
 
     @cached_property
     def api_url(self) -> str:
@@ -133,14 +145,15 @@ class CapillaryBaseHook(BaseHook):
                 f"not {value!r}"
             ) from None
 
-    @cached_property
+    @property
     def session(self) -> requests.Session:
-        """One session per hook, with the streaming adapter whose requests :meth:`abort` can cut."""
-        session = requests.Session()
-        adapter = LargeBlockAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+        """One session per hook, made on first use, with the streaming adapter whose requests :meth:`abort` can cut."""
+        if self._session is None:
+            self._session = requests.Session()
+            adapter = LargeBlockAdapter()
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
+        return self._session
 
     @cached_property
     def http_settings(self) -> dict[str, Any]:
@@ -223,8 +236,10 @@ class CapillaryBaseHook(BaseHook):
 
     def refresh_connection(self) -> None:
         """Read the connection again (a rotated secret); the secret read is masked at once, like a token."""
-        for name in ("connection", "api_url", "coupon_url", "timeout", "http_settings"):
-            self.__dict__.pop(name, None)
+        self._connection = None
+        for name in ("api_url", "coupon_url", "timeout", "http_settings"):  # the cached values read from it
+            with contextlib.suppress(AttributeError):  # not computed yet
+                delattr(self, name)  # how a cached_property forgets its value
         if self.connection.password:
             mask_secret(self.connection.password)
 
@@ -354,11 +369,17 @@ class CapillaryBaseHook(BaseHook):
         Whether Capillary stored a batch whose upload was cut is unknown: a rerun looks for it by name.
         """
         self._aborted.set()
-        if "session" in self.__dict__:
-            for adapter in self.session.adapters.values():
+        session = self._session
+        if session is not None:
+            for adapter in session.adapters.values():
                 if isinstance(adapter, LargeBlockAdapter):
                     adapter.shutdown_in_flight()
-            self.session.close()
+            session.close()
+
+    def close(self) -> None:
+        """Close the HTTP session, if a call opened one (a poller, when its last wait leaves)."""
+        if self._session is not None:
+            self._session.close()
 
     @property
     def aborted(self) -> bool:

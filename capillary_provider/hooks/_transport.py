@@ -22,6 +22,7 @@ import requests
 import tenacity
 from airflow.sdk import ObjectStoragePath
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
@@ -63,50 +64,53 @@ class BinaryReader(Protocol):
 UploadSource = str | os.PathLike[str] | BinaryReader | ObjectStoragePath
 
 
-class _TrackingPoolMixin:
-    """Remembers the connections a pool has lent out, so that the hook's ``abort()`` can cut them."""
+class _TrackedConnection:
+    """Mixin for urllib3's connections: in the adapter's ``opened`` set from ``connect()`` to ``close()``, so
+    that the hook's ``abort()`` can shut down the socket of a request blocked in another thread.
 
-    lent: weakref.WeakSet[Any]
+    Built on urllib3's public extension points only: ``PoolManager.pool_classes_by_scheme``, a pool's
+    ``ConnectionCls`` (both in urllib3's API reference) and the connection's ``connect()``/``close()``
+    (http.client's API); no private urllib3 name.
+    """
 
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)  # type: ignore[misc]
-        self.lent.add(conn)
-        return conn
+    opened: weakref.WeakSet[Any]
 
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None:  # urllib3 hands back None for a connection it dropped
-            self.lent.discard(conn)
-        super()._put_conn(conn)  # type: ignore[misc]
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.opened.add(self)
 
-
-class _TrackingHTTPPool(_TrackingPoolMixin, HTTPConnectionPool):
-    pass
+    def close(self) -> None:
+        self.opened.discard(self)
+        super().close()  # type: ignore[misc]
 
 
-class _TrackingHTTPSPool(_TrackingPoolMixin, HTTPSConnectionPool):
-    pass
+def _tracked_pool(pool: type[HTTPConnectionPool], connection: type, opened: weakref.WeakSet[Any]) -> type:
+    """A pool class of ``pool`` whose connections are ``connection`` and enter ``opened`` when they connect."""
+    return type(
+        "_Pool", (pool,), {"ConnectionCls": type("_Conn", (_TrackedConnection, connection), {"opened": opened})}
+    )
 
 
 class LargeBlockAdapter(HTTPAdapter):
     """An adapter whose connections send request bodies in :data:`UPLOAD_BLOCK_SIZE` blocks.
 
-    Its pools remember the connections in use, so :meth:`shutdown_in_flight` can interrupt a request
-    blocked in another thread (a send or a wait for the answer): closing a session does not.
+    It remembers its open connections, so :meth:`shutdown_in_flight` can interrupt a request blocked in
+    another thread (a send or a wait for the answer): closing a session does not.
     """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = UPLOAD_BLOCK_SIZE
         super().init_poolmanager(*args, **kwargs)
-        self._lent: weakref.WeakSet[Any] = weakref.WeakSet()
-        lent = self._lent
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
         self.poolmanager.pool_classes_by_scheme = {
-            "http": type("_Pool", (_TrackingHTTPPool,), {"lent": lent}),
-            "https": type("_Pool", (_TrackingHTTPSPool,), {"lent": lent}),
+            "http": _tracked_pool(HTTPConnectionPool, HTTPConnection, self._opened),
+            "https": _tracked_pool(HTTPSConnectionPool, HTTPSConnection, self._opened),
         }
 
     def shutdown_in_flight(self) -> None:
-        """Shut down the sockets of requests in progress: their send or receive fails at once."""
-        for conn in list(self._lent):
+        """Shut down the sockets of the open connections (idle ones too: the session closes next), so that
+        a request in progress fails at once in its send or receive."""
+        for conn in list(self._opened):
             sock = getattr(conn, "sock", None)
             if sock is not None:
                 with contextlib.suppress(OSError):  # already closed

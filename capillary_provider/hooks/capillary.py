@@ -31,7 +31,6 @@ from capillary_provider.exceptions import (
     CouponUploadAborted,
 )
 from capillary_provider.hooks._base import (
-    TOKEN_ENDPOINT,
     TOKEN_HEADER,
     CapillaryBaseHook,
     ReauthRequired,
@@ -49,15 +48,13 @@ from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
 
-UPLOAD_ENDPOINT = COUPON.upload_endpoint
-STATUS_ENDPOINT = COUPON.status_endpoint
 SERIES_ENDPOINT = "/v2/coupon/series"
 SERIES_READ_TIMEOUT = 30.0
 """Read timeout of the series check: it guards an upload, it must not hold one up for long."""
 UPLOAD_RETRY_STATUSES = frozenset({429})
 """The only answer after which an upload is repeated: Capillary refused it before processing it."""
 
-__all__ = ["TOKEN_ENDPOINT", "UPLOAD_BLOCK_SIZE", "CapillaryHook", "UploadJob"]
+__all__ = ["UPLOAD_BLOCK_SIZE", "CapillaryHook", "UploadJob"]
 
 
 def upload_outcome_unknown(exc: BaseException) -> bool:
@@ -149,8 +146,7 @@ class CapillaryHook(CapillaryBaseHook):
 
         The connection is resolved with Airflow's async API; the HTTP calls run in a worker thread.
         """
-        if "connection" not in self.__dict__:
-            self.__dict__["connection"] = await self.aget_connection(self.capillary_conn_id)
+        await self.aconnection()  # read here, the worker thread's sync read finds it done
         jobs: list[UploadJob] = await sync_to_async(self.get_upload_jobs, thread_sensitive=False)(
             coupon_series_id, kind
         )

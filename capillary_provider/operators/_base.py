@@ -294,13 +294,13 @@ class BaseUploadOperator(BaseOperator):
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
 
-        A rerun of the task attaches to those batches and uploads only the others.
+        The hook is aborted even before the first upload (made here if need be), so that no batch starts
+        after a kill. A rerun of the task attaches to the batches already accepted and uploads only the others.
         """
         self.log.warning(
             "Task killed: aborting the upload to Capillary. Batches already accepted: %s", self._uploads.accepted_text()
         )
-        if "hook" in self.__dict__:
-            self.hook.abort()
+        self.hook.abort()
 
     # -- steps ------------------------------------------------------------------------------------
 

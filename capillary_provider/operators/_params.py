@@ -105,9 +105,8 @@ def seconds(value: Any) -> float:
     return number
 
 
-def identifier(allowed: frozenset[IdentifierType] | None) -> Check:
-    """A customer identifier type among ``allowed``, in any case: ``"mobile"`` is ``MOBILE``."""
-    names = [member.value for member in IdentifierType if allowed is None or member in allowed]
+def _one_of(names: list[str]) -> Check:
+    """A value among ``names``, in any case: ``"mobile"`` is ``MOBILE``."""
 
     def check(value: Any) -> str:
         text = value.strip().upper() if isinstance(value, str) else value
@@ -118,12 +117,13 @@ def identifier(allowed: frozenset[IdentifierType] | None) -> Check:
     return check
 
 
-def coupon_identifier(value: Any) -> str:
-    """``COUPON_CODE`` or ``COUPON_ID``, in any case."""
-    text = value.strip().upper() if isinstance(value, str) else value
-    if text not in CouponIdentifier._value2member_map_:
-        raise ValueError(f"must be one of {', '.join(CouponIdentifier)}")
-    return str(text)
+def identifier(allowed: frozenset[IdentifierType] | None) -> Check:
+    """A customer identifier type among ``allowed`` (None: any), in any case."""
+    return _one_of([member.value for member in IdentifierType if allowed is None or member in allowed])
+
+
+coupon_identifier = _one_of([member.value for member in CouponIdentifier])
+"""``COUPON_CODE`` or ``COUPON_ID``, in any case."""
 
 
 def header_map(value: Any) -> Mapping[str, int] | None:

@@ -103,7 +103,6 @@ from capillary_provider.sandbox.app import create_app
 from capillary_provider.sandbox.config import SandboxConfig
 from capillary_provider.sandbox.faults import FaultRule
 from capillary_provider.sandbox.series import parse_state
-from capillary_provider.sandbox.server import DropCapableProtocol
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -215,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     uv_config = uvicorn.Config(
         create_app(config),
         log_level=args.log_level,
-        http=DropCapableProtocol,
         lifespan="off",
         timeout_graceful_shutdown=2,
     )

@@ -58,7 +58,7 @@ class SandboxMiddleware:
         except DropConnection as drop:
             entry["status"] = None
             entry["dropped"] = drop.when
-            await drop_connection(scope, receive)
+            await drop_connection(receive)
         finally:
             entry["durationMs"] = int((time.time() - started) * 1000)
             if not scope["path"].startswith(CONTROL_PREFIX):

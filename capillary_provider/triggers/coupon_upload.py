@@ -15,7 +15,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.kinds import COUPON, kind_named
-from capillary_provider.polling import new_hook, subscribe
+from capillary_provider.polling import subscribe
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
@@ -112,7 +112,3 @@ class CouponUploadTrigger(BaseTrigger):
 
 def _event(status: str, watch: JobWatch, message: str) -> TriggerEvent:
     return TriggerEvent(encode_event(status, watch.last_known, message))  # type: ignore[no-untyped-call]
-
-
-_new_hook = new_hook
-"""Kept for callers of earlier releases; the pollers of :mod:`capillary_provider.polling` build the hooks."""
