@@ -476,6 +476,16 @@ def test_a_header_row_without_the_required_keys_names_them_with_their_labels() -
     )
 
 
+def test_a_header_less_redemption_file_is_described_never_quoted_so_no_phone_number_reaches_the_log() -> None:
+    row_1 = ["919876543210", "CODE1", "1764547200000", "Store 7"]
+    assert bind_error(redeemed_rules(), row_1, " HINT") == (
+        "f.csv: no column for mobile, couponCode, redeemedDateInMillis, redeemedAt in the header row (row 1 looks "
+        "like data: if the file has no header row, also set has_header=False). Name the columns mobile (or "
+        "'mobile'); couponCode (or 'coupon code'); redeemedDateInMillis (or 'redeemed date in millis'); "
+        "redeemedAt (or 'redeemed at') in the header row, or pass upload_headers={key: column}. HINT"
+    )
+
+
 def test_upload_headers_with_unknown_keys_list_the_keys_there_are() -> None:
     assert bind_error(redeemed_rules({"mobile": 0, "zzz": 1, "nope": 1}), ["a", "b"]) == (
         "f.csv: upload_headers has unknown keys ['nope', 'zzz']: the keys are mobile, email, externalId, userId, "

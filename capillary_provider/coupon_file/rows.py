@@ -14,7 +14,7 @@ from typing import Protocol
 
 from capillary_provider.coupon_file.columns import mapped_columns, projected_map, unmapped_columns
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.header import fail, looks_like_data
+from capillary_provider.coupon_file.header import ROW_1_IS_DATA, fail, shown_cells
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
@@ -114,10 +114,8 @@ class CouponRows:
         if len(header) <= wanted:
             return
         takes = "a coupon code column only" if wanted == 1 else f"a {self.identifier} column and a coupon code column"
-        if any(looks_like_data(cell) for cell in header):
-            cells = "row 1 looks like data: if the file has no header row, also set has_header=False"
-        else:
-            cells = f"header: {', '.join(header)}"
+        shown = shown_cells(header)
+        cells = ROW_1_IS_DATA if shown is None else f"header: {shown}"
         raise fail(
             name,
             f"has {len(header)} columns ({cells}) but Capillary takes {takes}. Set coupon_code_column=N "
@@ -210,7 +208,8 @@ class RedeemedRows:
                 key = header_key(cell)
                 if key is not None and key not in headers:
                     headers[key] = index
-            source = f"the header row ({', '.join(header)})"
+            shown = shown_cells(header)
+            source = f"the header row ({ROW_1_IS_DATA if shown is None else shown})"
         else:
             headers = self.given
             unknown = sorted(set(headers) - set(REDEMPTION_KEYS))
