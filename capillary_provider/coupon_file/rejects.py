@@ -3,8 +3,10 @@
 With ``invalid_rows="skip"`` the scan collects the invalid rows instead of failing
 (:attr:`~capillary_provider.coupon_file.scan.FilePlan.rejected`). :func:`split_rejected` then reads
 the file once more, record by record in blocks, and writes each record either to the file that is
-uploaded or, as it was, to the rejected-rows CSV: the original header plus the row's 1-based
-spreadsheet row number and the reason. Both are streamed: memory stays flat.
+uploaded or to the rejected-rows CSV, in the form it would have gone up (comma-separated, and only the
+columns Capillary takes when ``coupon_code_column`` or ``upload_headers`` chooses them): the header the
+upload carries plus the row's 1-based spreadsheet row number in the source and the reason. Both are
+streamed: memory stays flat.
 """
 
 from __future__ import annotations
