@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
+from capillary_provider.coupon_file.header import parse_header
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -23,7 +25,7 @@ from capillary_provider.coupon_file.records import (
     split_records,
     unquote,
 )
-from capillary_provider.coupon_file.rows import CouponRows, Problems, RowRules, fail, parse_header
+from capillary_provider.coupon_file.rows import CouponRows, Problems, RowRules
 from capillary_provider.coupon_file.sources import read_chunk
 from capillary_provider.identifiers import IdentifierType
 

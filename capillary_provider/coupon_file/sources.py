@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from capillary_provider.coupon_file.encrypted import DecryptedStream, GnupgHome, PgpKey, clear_name, is_encrypted
-from capillary_provider.coupon_file.rows import fail
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError, SpoolDiskFull
 
 if TYPE_CHECKING:
