@@ -21,13 +21,13 @@ from capillary_provider.coupon_file import (
     scan_coupon_file,
     scan_file,
 )
+from capillary_provider.coupon_file.header import parse_header
 from capillary_provider.coupon_file.rows import (
     COUPON_KEYS,
     Describe,
     Problems,
     RedeemedRows,
     header_key,
-    parse_header,
 )
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError
 from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType

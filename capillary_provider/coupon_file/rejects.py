@@ -18,10 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from capillary_provider.coupon_file.reading import read_chunk
 from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
 from capillary_provider.coupon_file.rows import RowRules
 from capillary_provider.coupon_file.scan import FilePlan, scan_file
-from capillary_provider.coupon_file.sources import ReadOnce, read_chunk
+from capillary_provider.coupon_file.sources import ReadOnce
 
 CHUNK_SIZE = 1 << 20
 REJECTED_COLUMNS = ("row", "reason")

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from capillary_provider.coupon_file.header import parse_header
+from capillary_provider.coupon_file.reading import read_chunk
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -26,7 +27,6 @@ from capillary_provider.coupon_file.records import (
     unquote,
 )
 from capillary_provider.coupon_file.rows import CouponRows, Problems, RowRules
-from capillary_provider.coupon_file.sources import read_chunk
 from capillary_provider.identifiers import IdentifierType
 
 DEFAULT_BATCH_SIZE = 500_000
