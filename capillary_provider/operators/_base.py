@@ -21,13 +21,12 @@ from capillary_provider._compat import AirflowSkipException, conf
 from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
     BatchReader,
-    ReadOnce,
     RowRules,
     scan_file,
 )
-from capillary_provider.coupon_file.encrypted import ENCRYPTED_AS_IS, PgpKey, is_encrypted, key_from_connection
+from capillary_provider.coupon_file.encrypted import PgpKey, key_from_connection
 from capillary_provider.coupon_file.first_row import check_first_row
-from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
+from capillary_provider.coupon_file.normalize import delimiter_of
 from capillary_provider.exceptions import (
     CapillaryConfigError,
     CouponUploadFailed,
@@ -53,6 +52,7 @@ from capillary_provider.operators._files import (
 )
 from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
+from capillary_provider.operators._source import open_source
 from capillary_provider.operators._storage import storage_path
 from capillary_provider.operators._xcom import XCOM_FILES, XCOM_STATUS, XCOM_SUMMARY, push_jobs, source_files
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
@@ -301,23 +301,17 @@ class BaseUploadOperator(BaseOperator):
         """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
         many = is_many(self.source)
         name = display_name(path) if many else str(self.source)
-        columns = self.upload_columns()
-        converted = self.has_header is False or self.delimiter != "," or columns is not None
-        encrypted = is_encrypted(str(path))
-        if encrypted and (converted or self.invalid_rows == "skip"):
-            raise CapillaryConfigError(ENCRYPTED_AS_IS)
-        pgp = self._pgp_key if encrypted else None
-        if converted:
-            source = normalized_copy(
-                path,
-                name=name,
-                delimiter=delimiter_of(self.delimiter),
-                header_for=self.generated_header if self.has_header is False else None,
-                columns=columns,
-                spool_dir=self.spool_dir,
-            )
-        else:
-            source = ReadOnce(path, spool_dir=self.spool_dir, name=name, pgp=pgp)
+        source = open_source(
+            path,
+            name,
+            columns=self.upload_columns(),
+            has_header=self.has_header,
+            delimiter=self.delimiter,
+            header_for=self.generated_header,
+            skip_invalid=self.invalid_rows == "skip",
+            spool_dir=self.spool_dir,
+            pgp_key=lambda: self._pgp_key,
+        )
         try:  # a file that fails its scan is closed here: its spool, copy or GnuPG home (key) go at once
             with source.for_scan() as stream:
                 plan = scan_file(
@@ -345,15 +339,9 @@ class BaseUploadOperator(BaseOperator):
                 spool_dir=self.spool_dir,
             )
         prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
-        self.log.info(
-            "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
-            name,
-            plural(prepared.plan.rows, "row"),
-            prepared.plan.columns,
-            plan.size,
-            plural(len(prepared.plan.batches), "batch", "batches"),
-            self.batch_size,
-        )
+        done = prepared.plan  # without the rows set aside
+        counts = plural(done.rows, "row"), done.columns, plan.size, plural(len(done.batches), "batch", "batches")
+        self.log.info("%s: %s, %d columns, %d bytes -> %s of at most %d rows", name, *counts, self.batch_size)
         return prepared
 
     def _finish(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
