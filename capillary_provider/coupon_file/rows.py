@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.header import fail, looks_like_data
+from capillary_provider.coupon_file.header import looks_like_data
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
