@@ -21,7 +21,6 @@ LONG_FUNCTIONS_ALLOWED = {
 """``module.qualified_name`` -> why it may exceed :data:`MAX_FUNCTION_LINES`."""
 NOT_SPLIT_YET = {
     "hooks._base",
-    "hooks._transport",
     "hooks.capillary",
     "operators._base",
     "hooks.capillary.CapillaryHook.upload_file",

@@ -29,7 +29,6 @@ from capillary_provider.hooks._transport import (
     TRANSIENT_STATUSES,
     LargeBlockAdapter,
     base_url,
-    human_bytes,
     is_refusal,
     is_transient,
     request_id,
@@ -37,6 +36,7 @@ from capillary_provider.hooks._transport import (
     send,
     transient_answer,
 )
+from capillary_provider.hooks._upload_body import human_bytes
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -36,14 +36,8 @@ from capillary_provider.hooks._base import (
     ReauthRequired,
     _connection_type_info,
 )
-from capillary_provider.hooks._transport import (
-    UPLOAD_BLOCK_SIZE,
-    ProgressReader,
-    UploadSource,
-    human_bytes,
-    open_source,
-    request_id,
-)
+from capillary_provider.hooks._transport import UPLOAD_BLOCK_SIZE, request_id
+from capillary_provider.hooks._upload_body import ProgressReader, UploadSource, human_bytes, open_source
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
