@@ -20,6 +20,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+import capillary_provider.hooks._answers as answers_module
 import capillary_provider.hooks._base as base_module
 import capillary_provider.hooks._transport as transport_module
 import capillary_provider.hooks._upload_body as upload_body_module
@@ -1405,7 +1406,7 @@ def test_a_reauth_is_logged_with_the_status_capillary_answered(hook: CapillaryHo
 def test_a_token_refused_twice_names_the_call_and_the_request_id(hook: CapillaryHook, m: rm.Mocker) -> None:
     m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
     m.get(STATUS_URL, status_code=401, json=failure("Invalid token", 401), headers={"X-Cap-Requestid": "r401"})
-    with pytest.raises(base_module.ReauthRequired) as info:
+    with pytest.raises(answers_module.ReauthRequired) as info:
         hook.get_upload_jobs(SERIES)
     assert (info.value.api_message, info.value.request_id) == (
         f"Capillary status request for coupon series {SERIES} failed: Invalid token; a freshly generated token "

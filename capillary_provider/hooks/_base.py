@@ -21,20 +21,24 @@ from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
     CapillaryConfigError,
-    CapillaryPermanentApiError,
     CapillaryTransientError,
+)
+from capillary_provider.hooks._answers import (
+    REAUTH_STATUSES,
+    ReauthRequired,
+    raise_for_status,
+    read_envelope,
+    read_result,
+    redact,
 )
 from capillary_provider.hooks._transport import (
     TOKENS,
-    TRANSIENT_STATUSES,
     LargeBlockAdapter,
     base_url,
-    is_refusal,
     is_transient,
     request_id,
     retrying,
     send,
-    transient_answer,
 )
 from capillary_provider.hooks._upload_body import human_bytes
 
@@ -44,14 +48,8 @@ if TYPE_CHECKING:
 TOKEN_ENDPOINT = "/v3/oauth/token/generate"
 TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
 INVALID_CREDENTIALS_CODE = 320001
-REAUTH_STATUSES = frozenset({401, 498})
-"""401 (invalid token) and 498 (token expired): get a new token and send the request once more."""
 DEFAULT_TIMEOUT = (10.0, 120.0)
 """(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
-
-
-class ReauthRequired(CapillaryApiError):
-    """Capillary answered 401 or 498 to a fresh token too."""
 
 
 class CapillaryBaseHook(BaseHook):
@@ -279,13 +277,14 @@ class CapillaryBaseHook(BaseHook):
             return token, float(data.get("ttlSeconds") or 300)
         errors = body.get("errors")
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        code, message = first.get("code"), self._redact(str(first.get("message") or "no token in the answer"), response)
+        said = str(first.get("message") or "no token in the answer")
+        code, message = first.get("code"), redact(said, self._secrets(response))
         if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
             raise CapillaryAuthError(
                 f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
                 f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
             )
-        self._raise_for_status(response, f"token request failed: {code} {message}")
+        raise_for_status(response, f"token request failed: {code} {message}")
         raise CapillaryApiError(
             f"Capillary answered the token request without a token: {code} {message}",
             status_code=response.status_code,
@@ -306,58 +305,17 @@ class CapillaryBaseHook(BaseHook):
             response = send(self.get_token())
         return response
 
-    def _redact(self, text: str, response: requests.Response) -> str:
-        """``text`` from an answer, without the client secret or the token sent (a proxy may echo them)."""
-        secrets = [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
-        for secret in secrets:
-            if isinstance(secret, bytes):
-                secret = secret.decode("latin-1")
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+    def _secrets(self, response: requests.Response) -> list[object]:
+        """What an answer's text must never show: the client secret and the tokens (a proxy may echo them)."""
+        return [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
 
     def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """The answer's JSON object. An unreadable answer is classed by its status.
-
-        A refusal (any 4xx but 408 and 429: a gateway's or firewall's error page, an IP block) is a refusal
-        whatever its body: it is never retried and never "outcome unknown". Any other unreadable answer (a
-        proxy's 502 page, a cut body) is transient; nothing says whether Capillary acted on it: safe calls
-        are retried, an upload is not.
-        """
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            quote = self._redact(response.text, response)[:200]
-            message = f"Capillary {what} failed: the answer is not JSON: {quote!r}"
-            if is_refusal(response.status_code):
-                self._raise_for_status(response, message)
-            raise transient_answer(message, response)
-        return body
-
-    def _raise_for_status(self, response: requests.Response, message: str) -> None:
-        status, req_id = response.status_code, request_id(response)
-        if status in REAUTH_STATUSES:
-            raise ReauthRequired(
-                f"{message}; a freshly generated token was refused too", status_code=status, request_id=req_id
-            )
-        if status in TRANSIENT_STATUSES or status >= 500:
-            raise transient_answer(message, response)
-        if 400 <= status < 500:
-            raise CapillaryPermanentApiError(message, status_code=status, request_id=req_id)
+        """The answer's JSON object (see :func:`._answers.read_envelope`)."""
+        return read_envelope(response, what, self._secrets(response))
 
     def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """Check Capillary's envelope and return its ``result``: ``success: false`` fails on any HTTP status."""
-        body = self._envelope(response, what)
-        if body.get("success") is True and response.ok:
-            result = body.get("result")
-            return result if isinstance(result, dict) else {}
-        message = self._redact(str(body.get("message") or response.reason), response)
-        self._raise_for_status(response, f"Capillary {what} failed: {message}")
-        raise CapillaryApiError(
-            f"Capillary {what} failed: {message}", status_code=response.status_code, request_id=request_id(response)
-        )
+        """Capillary's ``result`` of an answer (see :func:`._answers.read_result`)."""
+        return read_result(response, what, self._secrets(response))
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
         return self._with_token(lambda token: self._request("GET", url, headers={TOKEN_HEADER: token}, **kwargs))

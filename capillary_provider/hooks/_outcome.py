@@ -14,7 +14,7 @@ from capillary_provider.exceptions import (
     CapillaryUploadOutcomeUnknown,
     CouponUploadAborted,
 )
-from capillary_provider.hooks._base import ReauthRequired
+from capillary_provider.hooks._answers import ReauthRequired
 
 UPLOAD_RETRY_STATUSES = frozenset({429})
 """The only answer after which an upload is repeated: Capillary refused it before processing it."""

@@ -27,6 +27,7 @@ from capillary_provider.exceptions import (
     CapillaryError,
     CouponUploadAborted,
 )
+from capillary_provider.hooks._answers import raise_for_status
 from capillary_provider.hooks._base import (
     TOKEN_HEADER,
     CapillaryBaseHook,
@@ -133,7 +134,7 @@ class CapillaryHook(CapillaryBaseHook):
         response = self._get(url, params={"ids": str(coupon_series_id)}, timeout=timeout)
         body = self._envelope(response, what)
         if not response.ok:
-            self._raise_for_status(response, f"Capillary {what} failed: {body.get('message') or response.reason}")
+            raise_for_status(response, f"Capillary {what} failed: {body.get('message') or response.reason}")
         entity = body.get("entity")
         if not isinstance(entity, list):
             raise CapillaryApiError(
