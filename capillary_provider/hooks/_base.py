@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +31,7 @@ from capillary_provider.hooks._answers import (
     read_result,
     redact,
 )
+from capillary_provider.hooks._extras import read_http_settings, read_timeout
 from capillary_provider.hooks._transport import (
     TOKENS,
     LargeBlockAdapter,
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
 TOKEN_ENDPOINT = "/v3/oauth/token/generate"
 TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
 INVALID_CREDENTIALS_CODE = 320001
-DEFAULT_TIMEOUT = (10.0, 120.0)
-"""(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
 
 
 class CapillaryBaseHook(BaseHook):
@@ -63,7 +62,7 @@ class CapillaryBaseHook(BaseHook):
 
     :param capillary_conn_id: the Airflow connection to use.
     :param timeout: (connect, read) timeouts in seconds for every call; default: the connection's
-        ``timeout`` extra, else :data:`DEFAULT_TIMEOUT`.
+        ``timeout`` extra, else :data:`~capillary_provider.hooks._extras.DEFAULT_TIMEOUT`.
     :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
         refused before being processed).
     :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.
@@ -127,21 +126,7 @@ class CapillaryBaseHook(BaseHook):
         """(connect, read) seconds: the constructor's, else the connection's ``timeout`` extra, else the default."""
         if self._timeout is not None:
             return self._timeout
-        value = self.connection.extra_dejson.get("timeout")
-        try:
-            if value in (None, ""):
-                return DEFAULT_TIMEOUT
-            if isinstance(value, str) and "," in value:  # "10, 120" from the connection form
-                value = value.strip("[] ").split(",")
-            if isinstance(value, (list, tuple)):
-                connect, read = (float(part) for part in value)
-                return connect, read
-            return float(value), float(value)
-        except (TypeError, ValueError):
-            raise CapillaryConfigError(
-                f"Connection {self.capillary_conn_id!r}: the extra 'timeout' must be seconds or [connect, read], "
-                f"not {value!r}"
-            ) from None
+        return read_timeout(self.capillary_conn_id, self.connection.extra_dejson.get("timeout"))
 
     @property
     def session(self) -> requests.Session:
@@ -160,29 +145,7 @@ class CapillaryBaseHook(BaseHook):
         Per request rather than on the session: requests lets ``REQUESTS_CA_BUNDLE`` and the proxy
         environment variables win over a session's own settings, never over a request's.
         """
-        extra = self.connection.extra_dejson
-        settings: dict[str, Any] = {}
-        verify = extra.get("verify")
-        if isinstance(verify, str) and verify.strip().lower() in ("false", "true"):
-            verify = verify.strip().lower() == "true"
-        if verify not in (None, ""):
-            if not isinstance(verify, (bool, str)):
-                raise CapillaryConfigError(
-                    f"Connection {self.capillary_conn_id!r}: the extra 'verify' must be true, false or the path "
-                    f"of a CA bundle, not {verify!r}"
-                )
-            settings["verify"] = verify
-        proxies = extra.get("proxies")
-        if isinstance(proxies, str) and proxies.strip():  # one proxy URL from the connection form
-            proxies = {"http": proxies.strip(), "https": proxies.strip()}
-        if proxies:
-            if not isinstance(proxies, Mapping):
-                raise CapillaryConfigError(
-                    f"Connection {self.capillary_conn_id!r}: the extra 'proxies' must map a scheme to a proxy URL, "
-                    'e.g. {"https": "http://proxy:3128"}'
-                )
-            settings["proxies"] = {str(k): str(v) for k, v in proxies.items()}
-        return settings
+        return read_http_settings(self.capillary_conn_id, self.connection.extra_dejson)
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send one request with the connection's settings; ``requests``' errors come out as ours."""
