@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from capillary_provider.exceptions import CapillaryApiError, CapillaryPermanentApiError
+from capillary_provider.exceptions import CapillaryApiError, CapillaryAuthError, CapillaryPermanentApiError
 from capillary_provider.hooks._transport import TRANSIENT_STATUSES, is_refusal, request_id, transient_answer
 
 if TYPE_CHECKING:
     import requests
 
+INVALID_CREDENTIALS_CODE = 320001
+"""The token endpoint's error code for a client key and secret it does not know."""
 REAUTH_STATUSES = frozenset({401, 498})
 """401 (invalid token) and 498 (token expired): get a new token and send the request once more."""
 
@@ -77,4 +79,33 @@ def read_result(response: requests.Response, what: str, secrets: list[object]) -
     raise_for_status(response, f"Capillary {what} failed: {message}")
     raise CapillaryApiError(
         f"Capillary {what} failed: {message}", status_code=response.status_code, request_id=request_id(response)
+    )
+
+
+def read_token(response: requests.Response, conn_id: str, secrets: list[object]) -> tuple[str, float]:
+    """The token and its lifetime in seconds from the token endpoint's answer; a refused client key and
+    secret is a :class:`~capillary_provider.exceptions.CapillaryAuthError` naming connection ``conn_id``."""
+    try:
+        body = read_envelope(response, "token request", secrets)
+    except ReauthRequired:  # a 401/498 page of the token endpoint refuses the key, not a token
+        raise CapillaryAuthError(
+            f"Capillary refused the client key and secret of connection {conn_id!r}: the answer "
+            f"is not JSON (HTTP {response.status_code}). Check the connection's login and password."
+        ) from None
+    data = body.get("data")
+    if isinstance(data, dict) and data.get("accessToken"):
+        return str(data["accessToken"]), float(data.get("ttlSeconds") or 300)
+    errors = body.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code, message = first.get("code"), redact(str(first.get("message") or "no token in the answer"), secrets)
+    if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
+        raise CapillaryAuthError(
+            f"Capillary refused the client key and secret of connection {conn_id!r}: "
+            f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
+        )
+    raise_for_status(response, f"token request failed: {code} {message}")
+    raise CapillaryApiError(
+        f"Capillary answered the token request without a token: {code} {message}",
+        status_code=response.status_code,
+        request_id=request_id(response),
     )

@@ -25,11 +25,9 @@ from capillary_provider.exceptions import (
 )
 from capillary_provider.hooks._answers import (
     REAUTH_STATUSES,
-    ReauthRequired,
-    raise_for_status,
     read_envelope,
     read_result,
-    redact,
+    read_token,
 )
 from capillary_provider.hooks._extras import read_http_settings, read_timeout
 from capillary_provider.hooks._transport import (
@@ -37,7 +35,6 @@ from capillary_provider.hooks._transport import (
     LargeBlockAdapter,
     base_url,
     is_transient,
-    request_id,
     retrying,
     send,
 )
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 
 TOKEN_ENDPOINT = "/v3/oauth/token/generate"
 TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
-INVALID_CREDENTIALS_CODE = 320001
 
 
 class CapillaryBaseHook(BaseHook):
@@ -226,33 +222,9 @@ class CapillaryBaseHook(BaseHook):
         response = self._request(
             "POST", self.api_url + TOKEN_ENDPOINT, json={"key": conn.login, "secret": conn.password}
         )
-        try:
-            body = self._envelope(response, "token request")
-        except ReauthRequired:  # a 401/498 page of the token endpoint refuses the key, not a token
-            raise CapillaryAuthError(
-                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: the answer "
-                f"is not JSON (HTTP {response.status_code}). Check the connection's login and password."
-            ) from None
-        data = body.get("data")
-        if isinstance(data, dict) and data.get("accessToken"):
-            token = str(data["accessToken"])
-            mask_secret(token)
-            return token, float(data.get("ttlSeconds") or 300)
-        errors = body.get("errors")
-        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        said = str(first.get("message") or "no token in the answer")
-        code, message = first.get("code"), redact(said, self._secrets(response))
-        if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
-            raise CapillaryAuthError(
-                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
-                f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
-            )
-        raise_for_status(response, f"token request failed: {code} {message}")
-        raise CapillaryApiError(
-            f"Capillary answered the token request without a token: {code} {message}",
-            status_code=response.status_code,
-            request_id=request_id(response),
-        )
+        token, ttl = read_token(response, self.capillary_conn_id, self._secrets(response))
+        mask_secret(token)
+        return token, ttl
 
     # -- answers ----------------------------------------------------------------------------------
 
