@@ -16,6 +16,7 @@ from airflow.sdk import ObjectStoragePath
 from moto.server import ThreadedMotoServer
 
 import capillary_provider.hooks._transport as transport_module
+import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.hooks._transport import TOKENS
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.dag_test import connection_json
@@ -105,7 +106,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 class FakeClock:
-    """Stands in for the hook transport's ``time``: ``monotonic()`` is whatever the test sets ``now`` to."""
+    """Stands in for the ``time`` of the hook's transport (token expiry) and upload body (progress):
+    ``monotonic()`` is whatever the test sets ``now`` to."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -119,6 +121,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The hooks' clock (token expiry, upload progress) stands still until the test moves ``now``."""
     fake = FakeClock()
     monkeypatch.setattr(transport_module, "time", fake)
+    monkeypatch.setattr(upload_body_module, "time", fake)
     return fake
 
 

@@ -18,7 +18,7 @@ from capillary_provider.coupon_file.records import (
     unquote,
 )
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.hooks._transport import human_bytes
+from capillary_provider.hooks._upload_body import human_bytes
 
 
 def nth_line_end_reference(blk: bytes, n: int) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from capillary_provider.coupon_file.header import ROW_1_IS_DATA, fail, shown_cells
+from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.header import ROW_1_IS_DATA, shown_cells
 
 
 def mapped_columns(upload_headers: Mapping[str, int]) -> list[int]:

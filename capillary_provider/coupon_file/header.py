@@ -7,17 +7,12 @@ that refuse to guess (:mod:`capillary_provider.coupon_file.first_row`, the colum
 
 from __future__ import annotations
 
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.records import split_records, unquote
-from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_PATTERNS, IdentifierType
 
 DATA_LIKE = (IdentifierType.MOBILE, IdentifierType.USER_ID, IdentifierType.EMAIL)
 """The identifier types whose valid values no header cell is."""
-
-
-def fail(name: str, problem: str) -> CouponFileError:
-    """The error for a problem of file ``name``: the message starts with the file."""
-    return CouponFileError(f"{name}: {problem}")
 
 
 def looks_like_data(cell: str) -> bool:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from capillary_provider.coupon_file.columns import mapped_columns, projected_map, unmapped_columns
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.header import ROW_1_IS_DATA, fail, shown_cells
+from capillary_provider.coupon_file.header import ROW_1_IS_DATA, shown_cells
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
