@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import capillary_provider.hooks._transport as transport_module
 import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.hooks._transport import TOKENS
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
-from capillary_provider.sandbox.dag_test import connection_json
+from capillary_provider.sandbox.dag_test import EXAMPLE_DAGS_FOLDER, airflow_env, connection_json, migrate
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
 
 SANDBOX_STEP_SECONDS = 0.2
@@ -31,6 +32,30 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     """One sandbox process for the whole session (starting one costs about a second)."""
     with running_sandbox(step_seconds=SANDBOX_STEP_SECONDS, data_dir=tmp_path_factory.mktemp("sandbox")) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(sandbox_server: SandboxClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite metadata DB of an ``AIRFLOW_HOME`` after ``airflow db migrate``, made once per session.
+
+    A migration takes 10 to 20 s and every test of real Airflow needs a fresh DB: each gets a copy of this
+    one from :func:`fresh_airflow_home` (the schema does not depend on the DAGs folder or the connections)."""
+    home = tmp_path_factory.mktemp("airflow_home_migrated")
+    migrate(airflow_env(home, EXAMPLE_DAGS_FOLDER, sandbox_server))
+    return home / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def fresh_airflow_home(migrated_airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``fresh_airflow_home(name)``: a new empty ``AIRFLOW_HOME`` holding a copy of the migrated metadata DB."""
+
+    def make(name: str) -> Path:
+        home = tmp_path_factory.mktemp(name)
+        for path in migrated_airflow_db.parent.glob(migrated_airflow_db.name + "*"):  # the DB and any WAL file
+            shutil.copyfile(path, home / path.name)
+        return home
+
+    return make
 
 
 @pytest.fixture
