@@ -14,14 +14,14 @@ import io
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
 from tests.row_reference import cells, project, reference_records, rejected_rows, stored_rows
 
@@ -121,8 +121,8 @@ def task_options(family: Family, folder: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    home = tmp_path_factory.mktemp("airflow_home")
+def run(fresh_airflow_home: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    home = fresh_airflow_home("airflow_home")
     folder = tmp_path_factory.mktemp("conservation")
     for family in FAMILIES:
         (folder / f"{family.name}{family.suffix}").write_bytes(family.encoded())
@@ -130,7 +130,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     (folder / "families.json").write_text(json.dumps(families))
     with running_sandbox(step_seconds=0.05) as sandbox:
         env = airflow_env(home, DAGS_FOLDER, sandbox, CAPILLARY_CONSERVATION_DIR=str(folder))
-        migrate(env)
         yield Run(dags_test(DAG_ID, env), home, folder, sandbox)
 
 
