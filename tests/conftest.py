@@ -27,6 +27,25 @@ SANDBOX_STEP_SECONDS = 0.2
 """Jobs of the shared sandbox move one state every 0.2 s: a job needs a few polls, tests stay quick."""
 
 
+SERVER_MARKERS = {"integration", "e2e", "browser", "deployment"}
+"""The markers that say a test talks to a server: ``make test-fast`` deselects them all."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the sandbox without a marker saying so: the fast subset would start servers."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "sandbox_server" in getattr(item, "fixturenames", ())
+        and not SERVER_MARKERS & {mark.name for mark in item.iter_markers()}
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"these tests use the sandbox but carry none of the markers {sorted(SERVER_MARKERS)}: mark them "
+            f"(pytestmark = pytest.mark.integration): {', '.join(unmarked)}"
+        )
+
+
 @pytest.fixture(scope="session")
 def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxClient]:
     """One sandbox process for the whole session (starting one costs about a second)."""
