@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from moto.server import ThreadedMotoServer
 
 import capillary_provider.hooks._transport as transport_module
 import capillary_provider.hooks._upload_body as upload_body_module
@@ -22,6 +21,9 @@ from capillary_provider.hooks._transport import TOKENS
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.dag_test import EXAMPLE_DAGS_FOLDER, airflow_env, connection_json, migrate
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
+
+pytest_plugins = ("tests.stores", "tests.pgp_keys")
+"""The stores' servers (S3, SFTP, Azure) and the PGP key pairs, as fixtures for every module."""
 
 SANDBOX_STEP_SECONDS = 0.2
 """Jobs of the shared sandbox move one state every 0.2 s: a job needs a few polls, tests stay quick."""
@@ -274,27 +276,3 @@ def _fresh_fast_check_caches() -> None:
     fast._LINE_CHECKS.clear()
     fast._LITERAL_CACHE.clear()
     fast._SUSPECT_CHECKS.clear()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 API on a free 127.0.0.1 port, and an ``aws`` connection ``aws_test`` pointing at it.
-
-    One server for the session: Airflow caches a filesystem per connection id, so a second server behind
-    ``aws_test`` would be reached through the first one's cached endpoint."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    connection = {
-        "conn_type": "aws",
-        "login": "testing-key-id",
-        "password": "testing-secret",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(connection))
-        try:
-            yield endpoint
-        finally:
-            server.stop()
