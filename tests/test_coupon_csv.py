@@ -402,6 +402,7 @@ ROW_SHAPES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(
     st.lists(st.sampled_from(ROW_SHAPES), min_size=1, max_size=60),
