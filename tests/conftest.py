@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,16 +14,38 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from moto.server import ThreadedMotoServer
 
 import capillary_provider.hooks._transport as transport_module
+import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.hooks._transport import TOKENS
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
-from capillary_provider.sandbox.dag_test import connection_json
+from capillary_provider.sandbox.dag_test import EXAMPLE_DAGS_FOLDER, airflow_env, connection_json, migrate
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
+
+pytest_plugins = ("tests.stores", "tests.pgp_keys")
+"""The stores' servers (S3, SFTP, Azure) and the PGP key pairs, as fixtures for every module."""
 
 SANDBOX_STEP_SECONDS = 0.2
 """Jobs of the shared sandbox move one state every 0.2 s: a job needs a few polls, tests stay quick."""
+
+
+SERVER_MARKERS = {"integration", "e2e", "browser", "deployment"}
+"""The markers that say a test talks to a server: ``make test-fast`` deselects them all."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the sandbox without a marker saying so: the fast subset would start servers."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "sandbox_server" in getattr(item, "fixturenames", ())
+        and not SERVER_MARKERS & {mark.name for mark in item.iter_markers()}
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"these tests use the sandbox but carry none of the markers {sorted(SERVER_MARKERS)}: mark them "
+            f"(pytestmark = pytest.mark.integration): {', '.join(unmarked)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +53,30 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     """One sandbox process for the whole session (starting one costs about a second)."""
     with running_sandbox(step_seconds=SANDBOX_STEP_SECONDS, data_dir=tmp_path_factory.mktemp("sandbox")) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(sandbox_server: SandboxClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite metadata DB of an ``AIRFLOW_HOME`` after ``airflow db migrate``, made once per session.
+
+    A migration takes 10 to 20 s and every test of real Airflow needs a fresh DB: each gets a copy of this
+    one from :func:`fresh_airflow_home` (the schema does not depend on the DAGs folder or the connections)."""
+    home = tmp_path_factory.mktemp("airflow_home_migrated")
+    migrate(airflow_env(home, EXAMPLE_DAGS_FOLDER, sandbox_server))
+    return home / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def fresh_airflow_home(migrated_airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``fresh_airflow_home(name)``: a new empty ``AIRFLOW_HOME`` holding a copy of the migrated metadata DB."""
+
+    def make(name: str) -> Path:
+        home = tmp_path_factory.mktemp(name)
+        for path in migrated_airflow_db.parent.glob(migrated_airflow_db.name + "*"):  # the DB and any WAL file
+            shutil.copyfile(path, home / path.name)
+        return home
+
+    return make
 
 
 @pytest.fixture
@@ -105,7 +152,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 class FakeClock:
-    """Stands in for the hook transport's ``time``: ``monotonic()`` is whatever the test sets ``now`` to."""
+    """Stands in for the ``time`` of the hook's transport (token expiry) and upload body (progress):
+    ``monotonic()`` is whatever the test sets ``now`` to."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -119,6 +167,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The hooks' clock (token expiry, upload progress) stands still until the test moves ``now``."""
     fake = FakeClock()
     monkeypatch.setattr(transport_module, "time", fake)
+    monkeypatch.setattr(upload_body_module, "time", fake)
     return fake
 
 
@@ -227,27 +276,3 @@ def _fresh_fast_check_caches() -> None:
     fast._LINE_CHECKS.clear()
     fast._LITERAL_CACHE.clear()
     fast._SUSPECT_CHECKS.clear()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 API on a free 127.0.0.1 port, and an ``aws`` connection ``aws_test`` pointing at it.
-
-    One server for the session: Airflow caches a filesystem per connection id, so a second server behind
-    ``aws_test`` would be reached through the first one's cached endpoint."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    connection = {
-        "conn_type": "aws",
-        "login": "testing-key-id",
-        "password": "testing-secret",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(connection))
-        try:
-            yield endpoint
-        finally:
-            server.stop()

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,9 +88,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
+def airflow_ui(fresh_airflow_home: Callable[[str], Path]) -> Iterator[AirflowUI]:
     """``airflow api-server`` on a free 127.0.0.1 port, in a fresh AIRFLOW_HOME with a migrated SQLite DB."""
-    home = tmp_path_factory.mktemp("airflow-ui-home")
+    home = fresh_airflow_home("airflow-ui-home")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
@@ -107,7 +107,6 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
             "AIRFLOW__API__BASE_URL": url,
         }
     )
-    subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "airflow-api-server.log"
     with log_path.open("wb") as log:

@@ -402,6 +402,7 @@ ROW_SHAPES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(
     st.lists(st.sampled_from(ROW_SHAPES), min_size=1, max_size=60),
@@ -441,10 +442,30 @@ def test_header_cells_name_their_key_whatever_the_case_spaces_or_separators() ->
     assert [header_key(cell) for cell in cells] == [*["couponCode"] * 4, "redeemedDateInMillis", "billNumber", None]
 
 
-def test_the_header_row_maps_each_key_to_its_first_column() -> None:
+def test_the_header_row_maps_each_key_to_its_column() -> None:
     rules = redeemed_rules()
-    rules.bind("f.csv", ["mobile", "coupon_code", "Redeemed Date In Millis", "redeemedAt", "billId", "Mobile"], "")
+    rules.bind("f.csv", ["mobile", "coupon_code", "Redeemed Date In Millis", "redeemedAt", "billId"], "")
     assert rules.headers == {"mobile": 0, "couponCode": 1, "redeemedDateInMillis": 2, "redeemedAt": 3, "billId": 4}
+
+
+def test_a_header_row_column_that_names_no_key_or_repeats_one_fails_naming_upload_headers() -> None:
+    header = ["mobile", "coupon_code", "Redeemed Date In Millis", "redeemedAt", "store", "Mobile"]
+    assert bind_error(redeemed_rules(), header, " HINT") == (
+        "f.csv: has 6 columns but the header row maps 4 of them: columns 4, 5 (0-based; store, Mobile) name no "
+        "uploadHeaders key or repeat one. Capillary takes only the mapped columns: pass upload_headers={key: column} "
+        "to upload only those, or name each column by its key. HINT"
+    )
+
+
+def test_given_upload_headers_on_the_projected_copy_point_into_it_and_name_the_users_columns() -> None:
+    given = {"mobile": 5, "couponCode": 1, "redeemedDateInMillis": 3, "redeemedAt": 4}
+    rules = RedeemedRows(IdentifierType.MOBILE, CouponIdentifier.COUPON_CODE, given, projected=True)
+    rules.bind("f.csv", ["c", "d", "t", "m"], "")
+    assert rules.headers == {"mobile": 3, "couponCode": 0, "redeemedDateInMillis": 1, "redeemedAt": 2}
+    assert bind_error(rules, ["c", "d"], " HINT") == (
+        "f.csv: upload_headers points outside the file's columns: {'mobile': 5, 'redeemedAt': 4} (row 1 has 2 of "
+        "the 4 columns upload_headers names). HINT"
+    )
 
 
 def test_a_header_row_without_the_required_keys_names_them_with_their_labels() -> None:
@@ -453,6 +474,16 @@ def test_a_header_row_without_the_required_keys_names_them_with_their_labels() -
         "f.csv: no column for email, couponId, redeemedAt in the header row (name, code, redeemedDateInMillis). "
         "Name the columns email (or 'email'); couponId (or 'coupon id'); redeemedAt (or 'redeemed at') in the "
         "header row, or pass upload_headers={key: column}. HINT"
+    )
+
+
+def test_a_header_less_redemption_file_is_described_never_quoted_so_no_phone_number_reaches_the_log() -> None:
+    row_1 = ["919876543210", "CODE1", "1764547200000", "Store 7"]
+    assert bind_error(redeemed_rules(), row_1, " HINT") == (
+        "f.csv: no column for mobile, couponCode, redeemedDateInMillis, redeemedAt in the header row (row 1 looks "
+        "like data: if the file has no header row, also set has_header=False). Name the columns mobile (or "
+        "'mobile'); couponCode (or 'coupon code'); redeemedDateInMillis (or 'redeemed date in millis'); "
+        "redeemedAt (or 'redeemed at') in the header row, or pass upload_headers={key: column}. HINT"
     )
 
 

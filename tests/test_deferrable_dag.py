@@ -2,18 +2,21 @@
 
 example_dags/example_coupon_upload_deferrable.py holds two DAGs: the deferrable operator, and an upload
 with ``wait_for_completion=False`` followed by a deferrable sensor. Each is run once with the real
-Airflow CLI in a temporary AIRFLOW_HOME, against a sandbox slow enough that each wait polls several times.
+Airflow CLI in a temporary AIRFLOW_HOME. The sandbox holds each job in progress until the trigger has
+polled it several times, then lets it finish: each wait polls several times however slow the machine is,
+and no run waits longer than that.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import SandboxClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -21,11 +24,26 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "example_dags"
 OPERATOR_DAG, SENSOR_DAG = "capillary_coupon_upload_deferrable", "capillary_coupon_upload_sensor"
 ROWS = 300
-STEP_SECONDS = 5.0
-"""A job needs three steps (15 s) to finish and the DAGs poll every second: each wait polls several times,
-even on a loaded machine where starting the next task takes a few seconds."""
+HELD = 3600.0
+"""Sandbox seconds per job state while a job is held: it stays in progress until :class:`ReleaseAfterPolls`."""
 WAITING_POLLS = 3
 """Status calls the trigger makes at least, besides the look-up before the upload and the check before deferring."""
+
+
+class ReleaseAfterPolls(threading.Thread):
+    """Lets the sandbox finish the series' jobs at once (step 0) when its status endpoint has been called
+    ``calls`` times: the trigger's polls, not a clock, decide when the job ends."""
+
+    def __init__(self, sandbox: SandboxClient, series: int, calls: int) -> None:
+        super().__init__(daemon=True)
+        self.sandbox, self.path, self.calls = sandbox, f"/getUploadStatus/{series}", calls
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            if len(self.sandbox.requests(self.path)) >= self.calls:
+                self.sandbox.set_step_seconds(0)
+                return
 
 
 class DagRun:
@@ -39,17 +57,22 @@ class DagRun:
 
 
 @pytest.fixture(scope="module")
-def dag_runs(sandbox_server: SandboxClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagRun]]:
-    """Run each DAG once for all the tests of this module (one DB migration, one run per DAG)."""
-    home = tmp_path_factory.mktemp("airflow-home")
+def dag_runs(sandbox_server: SandboxClient, fresh_airflow_home: Callable[[str], Path]) -> Iterator[dict[str, DagRun]]:
+    """Run each DAG once for all the tests of this module (one copy of the migrated DB, one run per DAG)."""
+    home = fresh_airflow_home("airflow-home")
     env = airflow_env(home, DAGS_FOLDER, sandbox_server)
-    migrate(env)
     runs = {}
     for series, dag_id in enumerate((OPERATOR_DAG, SENSOR_DAG), start=3101):
         sandbox_server.reset()
-        sandbox_server.set_step_seconds(STEP_SECONDS)
+        sandbox_server.set_step_seconds(HELD)
+        release = ReleaseAfterPolls(sandbox_server, series, 2 + WAITING_POLLS)
+        release.start()
         conf = {"coupon_series_id": series, "rows": ROWS, "storage": (home / "coupons").as_uri()}
-        runs[dag_id] = DagRun(dags_test(dag_id, env, conf=conf), sandbox_server, series)
+        try:
+            runs[dag_id] = DagRun(dags_test(dag_id, env, conf=conf), sandbox_server, series)
+        finally:
+            release.stop.set()
+            release.join()
     yield runs
     sandbox_server.reset()
 

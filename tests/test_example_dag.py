@@ -6,14 +6,14 @@ import json
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import running_sandbox
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "example_dags"
@@ -34,13 +34,14 @@ class DagRunResult:
 
 
 @pytest.fixture(scope="module")
-def dag_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagRunResult]:
+def dag_run(
+    fresh_airflow_home: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DagRunResult]:
     """One `airflow dags test` of the example DAG against its own sandbox, in a fresh AIRFLOW_HOME."""
-    home = tmp_path_factory.mktemp("airflow_home")
+    home = fresh_airflow_home("airflow_home")
     storage = tmp_path_factory.mktemp("coupon_storage")
     with running_sandbox(step_seconds=0.2) as sandbox:
         env = airflow_env(home, DAGS_FOLDER, sandbox)
-        migrate(env)
         conf = {"rows": ROWS, "coupon_series_id": SERIES, "storage": f"file://{storage}"}
         process = dags_test(DAG_ID, env, conf=conf)
         yield DagRunResult(process=process, airflow_home=home, jobs=sandbox.jobs())

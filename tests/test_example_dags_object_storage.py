@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from capillary_provider.assets import coupon_series_uri
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import running_sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.s3]
@@ -54,7 +54,7 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+def runs(fresh_airflow_home: Callable[[str], Path]) -> Iterator[Runs]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -69,10 +69,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         )
         s3.create_bucket(Bucket=BUCKET)
         aws = json.dumps(AWS | {"extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
-        home = tmp_path_factory.mktemp("airflow_home")
+        home = fresh_airflow_home("airflow_home")
         with running_sandbox(step_seconds=0.2) as sandbox:
             env = airflow_env(home, DAGS_FOLDER, sandbox, AIRFLOW_CONN_AWS_TEST=aws)
-            migrate(env)
             common = {"storage": STORAGE, "source_conn_id": "aws_test"}
             processes = {
                 OBJECT_STORAGE_DAG: dags_test(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import running_sandbox
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "example_dags"
@@ -36,12 +36,11 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    home = tmp_path_factory.mktemp("airflow_home")
+def run(fresh_airflow_home: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    home = fresh_airflow_home("airflow_home")
     storage = tmp_path_factory.mktemp("storage")
     with running_sandbox(step_seconds=0.2) as sandbox:
         env = airflow_env(home, DAGS_FOLDER, sandbox)
-        migrate(env)
         conf = {"coupon_series_id": SERIES, "rows": ROWS, "redeemed": REDEEMED, "storage": f"file://{storage}"}
         process = dags_test(DAG_ID, env, conf=conf)
         yield Run(process, home, sandbox.jobs(SERIES), sandbox.redeemed_jobs(SERIES))

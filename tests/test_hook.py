@@ -20,8 +20,10 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+import capillary_provider.hooks._answers as answers_module
 import capillary_provider.hooks._base as base_module
 import capillary_provider.hooks._transport as transport_module
+import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
@@ -1078,9 +1080,9 @@ def test_connection_form_strings_set_the_proxy_and_timeouts(monkeypatch: pytest.
 
 def progress_reader(
     data: bytes = b"0123456789", length: int | None = None, aborted: threading.Event | None = None
-) -> tuple[transport_module.ProgressReader, list[tuple[int, int, float]]]:
+) -> tuple[upload_body_module.ProgressReader, list[tuple[int, int, float]]]:
     reports: list[tuple[int, int, float]] = []
-    reader = transport_module.ProgressReader(
+    reader = upload_body_module.ProgressReader(
         io.BytesIO(data), len(data) if length is None else length, lambda *report: reports.append(report), aborted
     )
     return reader, reports
@@ -1286,7 +1288,7 @@ class SizedReader(io.BytesIO):
 def test_remaining_length_counts_from_the_current_position_and_keeps_it(reader: type[io.BytesIO]) -> None:
     handle = reader(b"0123456789")
     handle.read(3)
-    assert (transport_module.remaining_length(handle), handle.tell()) == (7, 3)
+    assert (upload_body_module.remaining_length(handle), handle.tell()) == (7, 3)
 
 
 # -- the base hook: defaults, token errors, re-auth, redaction, answers ------------------------------------
@@ -1404,7 +1406,7 @@ def test_a_reauth_is_logged_with_the_status_capillary_answered(hook: CapillaryHo
 def test_a_token_refused_twice_names_the_call_and_the_request_id(hook: CapillaryHook, m: rm.Mocker) -> None:
     m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
     m.get(STATUS_URL, status_code=401, json=failure("Invalid token", 401), headers={"X-Cap-Requestid": "r401"})
-    with pytest.raises(base_module.ReauthRequired) as info:
+    with pytest.raises(answers_module.ReauthRequired) as info:
         hook.get_upload_jobs(SERIES)
     assert (info.value.api_message, info.value.request_id) == (
         f"Capillary status request for coupon series {SERIES} failed: Invalid token; a freshly generated token "

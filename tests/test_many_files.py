@@ -1,4 +1,7 @@
-"""source as a glob pattern or a list: every file validated first, each its own batches, exactly once per file."""
+"""source as a glob pattern or a list: every file validated first, each its own batches, exactly once per file.
+
+A retry in the middle of a many-file upload, from every store: tests/test_many_file_retry.py.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import pytest
 
 from capillary_provider._compat import AirflowSkipException
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
-from tests.conftest import FakeTaskInstance, make_operator, mobile_rows
+from tests.conftest import make_operator, mobile_rows
 
 pytestmark = pytest.mark.integration
 
@@ -85,34 +87,3 @@ def test_a_pattern_that_matches_nothing_fails_clearly_or_skips_when_asked(
     with pytest.raises(AirflowSkipException, match="matches no file"):
         many_files_operator(f"{tmp_path}/*.csv", skip_if_no_files=True).execute(context)
     assert capillary_conn.requests("/upload/file/") == []
-
-
-def test_a_retry_in_the_middle_of_a_many_file_upload_sends_nothing_already_accepted(
-    capillary_conn: SandboxClient, tmp_path: Path, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = exports(tmp_path, {"a.csv": 15, "b.csv": 15, "c.csv": 5})
-    original = CouponUploadOperator.upload_batch
-    sent: list[str] = []
-
-    def dies_on_the_fourth(self: CouponUploadOperator, series_id: str, body: Any, file_name: str) -> Any:
-        if len(sent) == 3:
-            raise RuntimeError("the worker died")
-        sent.append(file_name)
-        return original(self, series_id, body, file_name)
-
-    monkeypatch.setattr(CouponUploadOperator, "upload_batch", dies_on_the_fourth)
-    with pytest.raises(RuntimeError, match="worker died"):
-        many_files_operator(f"{folder}/*.csv").execute(context)
-    first_try = list(sent)
-    monkeypatch.setattr(CouponUploadOperator, "upload_batch", original)
-
-    retry = FakeTaskInstance()
-    retry.try_number = 2
-    summary = many_files_operator(f"{folder}/*.csv").execute({"ti": retry})
-
-    names = jobs_by_name(capillary_conn)
-    assert len(names) == 5
-    assert set(names.values()) == {1}
-    retried = capillary_conn.requests("/upload/file/")[len(first_try) :]
-    assert len(retried) == 2  # only b's second batch and c's went up again
-    assert summary["accepted_rows"] == 35

@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from capillary_provider.assets import coupon_series_uri
-from capillary_provider.sandbox.dag_test import _airflow, airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import _airflow, airflow_env, dags_test
 from capillary_provider.sandbox.testing import running_sandbox
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "example_dags"
@@ -94,8 +94,8 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    home = tmp_path_factory.mktemp("airflow_home")
+def run(fresh_airflow_home: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    home = fresh_airflow_home("airflow_home")
     storage = tmp_path_factory.mktemp("coupon_storage")
     lineage_file = tmp_path_factory.mktemp("lineage") / "events.json"
     statsd = StatsdListener()
@@ -117,7 +117,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             AIRFLOW__METRICS__STATSD_HOST="127.0.0.1",
             AIRFLOW__METRICS__STATSD_PORT=str(statsd.port),
         )
-        migrate(env)
         # Both DAGs in the DB, so the producer's asset event queues a run of the consumer, as the scheduler would.
         subprocess.run([_airflow(), "dags", "reserialize"], env=env, check=True, capture_output=True, text=True)
         process = dags_test(PRODUCER, env)

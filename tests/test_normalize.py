@@ -82,6 +82,7 @@ def outcome(function: object, *args: object) -> tuple[bytes, int] | str:
         return "cannot be read as CSV"
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(exports())
 def test_normalize_writes_what_the_csv_module_writes(

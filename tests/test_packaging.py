@@ -23,6 +23,8 @@ import pytest
 
 import capillary_provider
 
+pytestmark = pytest.mark.slow  # builds, installs and starts Airflow in new processes: minutes, not the inner loop
+
 ROOT = Path(__file__).resolve().parent.parent
 SDIST_TREES = ("tests", "docs", "example_dags", "benchmarks", "constraints", ".ci")
 """Folders the sdist carries whole, so that its test suite (and `make test`) runs after unpacking it."""

@@ -1,8 +1,9 @@
 """PGP-encrypted sources through the operator, against the sandbox, with real key pairs made by GnuPG.
 
-The keys are generated once per session (ed25519 + cv25519: milliseconds) in a throw-away GnuPG
+The keys (``keys``, ``pgp_conn``: tests/pgp_keys.py) are generated once per session in a throw-away GnuPG
 home; the files are encrypted with the ``gpg`` command line as a partner would. The operator gets the
 private key from a connection (extra ``private_key``, password = passphrase) through the environment.
+Encrypted files on remote stores are in tests/test_pgp_stores.py.
 """
 
 from __future__ import annotations
@@ -13,47 +14,20 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
-from capillary_provider.operators import _base
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
-from tests.pgp_keys import gpg, new_key
+from tests.pgp_keys import PASSPHRASE, files_seen_during_upload
 
 pytestmark = [pytest.mark.integration]
 
 SERIES = 7401
-PASSPHRASE = "correct horse battery staple"
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
-
-
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Our key pair (with a passphrase) and a stranger's; ``encrypt(data, for_key)`` as a partner would."""
-    root = tmp_path_factory.mktemp("gnupg")
-    ours = new_key(root / "ours", "Coupons <coupons@example.com>", PASSPHRASE)
-    theirs = new_key(root / "theirs", "Someone else <else@example.com>", "other")
-
-    def encrypt(data: bytes, key: tuple[str, str, str] = ours) -> bytes:
-        home = root / "ours" if key is ours else root / "theirs"
-        return gpg(home, "--trust-model", "always", "--recipient", key[0], "--encrypt", data=data)
-
-    yield {"ours": ours, "theirs": theirs, "encrypt": encrypt}
-    for home in ("ours", "theirs"):
-        subprocess.run(["gpgconf", "--homedir", str(root / home), "--kill", "gpg-agent"], check=False)
-
-
-@pytest.fixture
-def pgp_conn(keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
-    """Connection ``pgp_partner``: extra ``private_key`` = our armored key, password = its passphrase."""
-    conn = {"conn_type": "generic", "password": PASSPHRASE, "extra": {"private_key": keys["ours"][1]}}
-    monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps(conn))
-    return "pgp_partner"
 
 
 def stored_batches(sandbox: SandboxClient) -> list[bytes]:
@@ -109,16 +83,8 @@ def test_no_clear_text_reaches_the_temporary_folder(
     spool = Path(tempfile.mkdtemp(prefix="spool-", dir="/tmp"))  # short: gpg-agent's socket lives in it
     source = spool.parent / f"{spool.name}.csv.gz.pgp"
     source.write_bytes(keys["encrypt"](gzip.compress(data)))
-    seen: list[bytes] = []
-
-    def look() -> None:
-        seen.extend(path.read_bytes() for path in spool.rglob("*") if path.is_file())
-
-    scan_file = _base.scan_file
-    monkeypatch.setattr(_base, "scan_file", lambda *args, **kwargs: (scan_file(*args, **kwargs), look())[0])
     operator = make_operator(source, SERIES, batch_size=1000, pgp_conn_id=pgp_conn)
-    upload = operator.upload_batch
-    operator.upload_batch = lambda *args, **kwargs: (look(), upload(*args, **kwargs))[1]  # type: ignore[method-assign]
+    seen = files_seen_during_upload(spool, operator, monkeypatch)
     try:
         monkeypatch.setattr("tempfile.tempdir", str(spool))
         operator.execute(context)
@@ -280,25 +246,6 @@ def test_the_key_and_passphrase_are_masked_and_kept_out_of_xcom(
     pushed = json.dumps([summary, context["ti"].xcom], default=str)
     assert PASSPHRASE not in pushed
     assert key_line not in pushed
-
-
-@pytest.mark.s3
-def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
-    keys: dict[str, Any],
-    pgp_conn: str,
-    s3_endpoint: str,
-    capillary_conn: SandboxClient,
-    context: Any,
-) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
-    )
-    client.create_bucket(Bucket="partner-drop")
-    client.put_object(Bucket="partner-drop", Key="coupons.csv.gz.pgp", Body=keys["encrypt"](gzip.compress(CSV_BYTES)))
-    run("s3://partner-drop/coupons.csv.gz.pgp", pgp_conn, context, source_conn_id="aws_test")
-    assert stored_batches(capillary_conn) == expected_batches()
 
 
 @pytest.mark.parametrize("fault", ["wrong key", "damaged"])

@@ -162,6 +162,7 @@ def test_api_server_form_metadata_has_labels_placeholders_and_coupon_host() -> N
     assert "Leave empty to use the API host" in coupon_host["description"]
 
 
+@pytest.mark.slow
 def test_airflow_providers_get_shows_description_and_version_and_no_docs_url(tmp_path: Path) -> None:
     (shown,) = _json_from(_airflow_cli("providers", "get", PACKAGE, "--full", "--output", "json", tmp_path=tmp_path))
     assert shown["package-name"] == PACKAGE
@@ -174,11 +175,13 @@ def test_airflow_providers_get_shows_description_and_version_and_no_docs_url(tmp
     assert shown.get("documentation-url") is None
 
 
+@pytest.mark.slow
 def test_airflow_providers_get_short_form_shows_the_version(tmp_path: Path) -> None:
     shown = _json_from(_airflow_cli("providers", "get", PACKAGE, "--output", "json", tmp_path=tmp_path))
     assert shown == [{"Provider": PACKAGE, "Version": __version__}]
 
 
+@pytest.mark.slow
 def test_airflow_providers_hooks_lists_capillary(tmp_path: Path) -> None:
     hooks = _json_from(_airflow_cli("providers", "hooks", "--output", "json", tmp_path=tmp_path))
     (ours,) = [hook for hook in hooks if hook["connection_type"] == "capillary"]

@@ -18,7 +18,7 @@ from capillary_provider.coupon_file.records import (
     unquote,
 )
 from capillary_provider.exceptions import CouponFileError
-from capillary_provider.hooks._transport import human_bytes
+from capillary_provider.hooks._upload_body import human_bytes
 
 
 def nth_line_end_reference(blk: bytes, n: int) -> int:
@@ -45,6 +45,7 @@ def last_record_end_reference(buf: bytes) -> int:
 LINES = st.lists(st.sampled_from([b"", b"a", b"bb,c", b'"q"', b'"x\ny"', b'"', b"zzzz"]), max_size=30)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(LINES, st.integers(0, 40))
 def test_nth_line_end_matches_the_reference(parts: list[bytes], n: int) -> None:
@@ -58,6 +59,7 @@ def test_nth_line_end_bisects_large_blocks(n: int) -> None:
     assert nth_line_end(blk, n) == nth_line_end_reference(blk, n)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(LINES)
 def test_last_record_end_matches_the_reference(parts: list[bytes]) -> None:
@@ -94,6 +96,7 @@ def first_record_end_reference(buf: bytes) -> int:
     return 0
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(LINES)
 def test_first_record_end_matches_the_reference(parts: list[bytes]) -> None:
@@ -113,6 +116,7 @@ def written(row: list[str], newline: str) -> str:
     return line.getvalue()[:-2] + newline
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.lists(FIELDS, min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]))
 def test_split_records_gives_back_what_the_csv_module_wrote(rows: list[list[str]], newline: str) -> None:

@@ -234,3 +234,37 @@ def test_a_sensor_waits_for_redeemed_jobs_uploaded_without_waiting(
     )
     summary = run_operator(sensor, {"ti": FakeTaskInstance(task_id="wait")})  # type: ignore[arg-type]
     assert (summary["status"], summary["job_ids"], summary["accepted_rows"]) == ("COMPLETED", uploaded["job_ids"], 3)
+
+
+def test_given_upload_headers_upload_only_the_mapped_columns_with_the_map_pointing_into_them(
+    capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
+) -> None:
+    pairs = seeded(capillary_conn, 3)
+    rows = [("store 7", code, "north", MILLIS, "till-1", mobile) for mobile, code in pairs]
+    source = write_csv(rows, header=("store", "c", "region", "d", "t", "m"))
+    headers = {"couponCode": 1, "redeemedDateInMillis": 3, "redeemedAt": 4, "mobile": 5}
+
+    summary = make_redeem_operator(source, upload_headers=headers).execute(context)
+
+    [job] = capillary_conn.redeemed_jobs(SERIES)
+    assert job["uploadHeaders"] == {"couponCode": 0, "redeemedDateInMillis": 1, "redeemedAt": 2, "mobile": 3}
+    sent = Path(job["storedPath"]).read_bytes().decode()
+    assert sent == "c,d,t,m\n" + "".join(f"{code},{MILLIS},till-1,{mobile}\n" for mobile, code in pairs)
+    assert (summary["status"], summary["accepted_rows"]) == ("COMPLETED", 3)
+
+
+def test_a_header_row_with_a_column_it_does_not_map_fails_before_sending_naming_upload_headers(
+    capillary_conn: SandboxClient, write_csv: Callable[..., Path], context: dict[str, Any]
+) -> None:
+    rows = [(mobile, code, MILLIS, "till-1", "store 7") for mobile, code in seeded(capillary_conn, 2)]
+    source = write_csv(rows, header=("mobile", "coupon code", "redeemed date in millis", "redeemed at", "store"))
+
+    with pytest.raises(CouponFileError) as raised:
+        make_redeem_operator(source).execute(context)
+
+    assert str(raised.value) == (
+        f"{source}: has 5 columns but the header row maps 4 of them: column 4 (0-based; store) names no "
+        "uploadHeaders key or repeats one. Capillary takes only the mapped columns: pass "
+        "upload_headers={key: column} to upload only those, or name each column by its key."
+    )
+    assert capillary_conn.redeemed_jobs(SERIES) == []

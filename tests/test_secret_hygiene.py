@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import requests_mock
 
 from capillary_provider.exceptions import CapillaryApiError, CapillaryAuthError
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.sandbox.dag_test import airflow_env, dags_test, migrate
+from capillary_provider.sandbox.dag_test import airflow_env, dags_test
 from capillary_provider.sandbox.testing import running_sandbox
 
 SECRET = "s3cr3t-ZQX-9f41c2-do-not-leak"
@@ -41,11 +41,10 @@ class Evidence:
 
 
 @pytest.fixture(scope="module")
-def evidence(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evidence]:
-    home = tmp_path_factory.mktemp("airflow_home_secrets")
+def evidence(fresh_airflow_home: Callable[[str], Path]) -> Iterator[Evidence]:
+    home = fresh_airflow_home("airflow_home_secrets")
     with running_sandbox(secret=SECRET, token_prefix=TOKEN_PREFIX, step_seconds=0.2) as sandbox:
         env = airflow_env(home, DAGS_FOLDER, sandbox)
-        migrate(env)
         runs = {}
         for series, dag_id in enumerate(DAG_IDS, start=7301):
             conf = {"rows": 300, "coupon_series_id": series, "storage": (home / "coupons").as_uri()}

@@ -2,89 +2,31 @@
 
 The server is asyncssh's (the SSH library the provider's ``sshfs`` filesystem uses as a client too),
 run by the tests in a thread with its own event loop, serving a temporary folder over password
-authentication: Airflow reaches it through an ``sftp`` connection, as it would a partner's server.
+authentication (``sftp_root``: tests/stores.py): Airflow reaches it through an ``sftp`` connection, as it
+would a partner's server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import json
-import threading
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import asyncssh
 import pytest
 
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
+from tests.stores import SFTP_CONN_ID
 
 pytestmark = [pytest.mark.integration, pytest.mark.sftp]
 
 SERIES = 7401
-SFTP_CONN_ID = "sftp_test"
-USER, PASSWORD = "partner", "sftp-test-password"
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
 
 sftp_operator = partial(make_operator, series=SERIES, source_conn_id=SFTP_CONN_ID, batch_size=10)
 """An operator reading through the SFTP connection, in batches of 10 rows."""
-
-
-class _PasswordServer(asyncssh.SSHServer):
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def password_auth_supported(self) -> bool:
-        return True
-
-    def validate_password(self, username: str, password: str) -> bool:
-        return (username, password) == (USER, PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def sftp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A real SFTP server on a free 127.0.0.1 port serving a temporary folder, and a connection to it."""
-    root = tmp_path_factory.mktemp("sftp-root")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def chrooted(channel: Any) -> asyncssh.SFTPServer:
-        return asyncssh.SFTPServer(channel, chroot=str(root).encode())
-
-    async def start() -> Any:
-        return await asyncssh.listen(
-            "127.0.0.1",
-            0,
-            server_factory=_PasswordServer,
-            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-            sftp_factory=chrooted,
-        )
-
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
-    port = server.sockets[0].getsockname()[1]
-    connection = {
-        "conn_type": "sftp",
-        "host": "127.0.0.1",
-        "port": port,
-        "login": USER,
-        "password": PASSWORD,
-        "extra": {"no_host_key_check": "true"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(f"AIRFLOW_CONN_{SFTP_CONN_ID.upper()}", json.dumps(connection))
-        try:
-            yield root
-        finally:
-            # Stop listening and stop the loop. Not `wait_closed()`: since Python 3.12 it also waits for the
-            # clients' connections, which the SFTP filesystem keeps open in its cache for the process.
-            server.close()
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

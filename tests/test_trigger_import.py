@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HTTP_MODULES = ("requests", "urllib3", "requests_toolbelt", "tenacity", "capillary_provider.hooks.capillary")
 
 PROBE = """
@@ -23,6 +25,7 @@ def _modules_loaded_by_the_trigger_import() -> list[str]:
     return loaded
 
 
+@pytest.mark.slow
 def test_importing_the_trigger_loads_no_http_library_and_not_the_hook() -> None:
     loaded = _modules_loaded_by_the_trigger_import()
     assert "capillary_provider.triggers.coupon_upload" in loaded  # the probe measured the right import

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-import capillary_provider.hooks._transport as hook_module
+import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import UploadJob
 from capillary_provider.sandbox.testing import SandboxClient
@@ -87,7 +87,7 @@ def test_quick_upload_logs_no_progress(
 def test_with_no_interval_every_block_is_reported_up_to_one_hundred_percent(
     capillary_conn: SandboxClient, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hook_module, "PROGRESS_INTERVAL_SECONDS", 0)
+    monkeypatch.setattr(upload_body_module, "PROGRESS_INTERVAL_SECONDS", 0)
     _, lines = upload(io.BytesIO(DATA), capfd)
     percents = [float(line["pct"]) for line in lines]
     assert len(percents) >= 8  # 8 MiB in blocks of at most 1 MiB
@@ -99,7 +99,7 @@ def test_with_no_interval_every_block_is_reported_up_to_one_hundred_percent(
 def test_progress_lines_never_carry_the_token(
     capillary_conn: SandboxClient, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hook_module, "PROGRESS_INTERVAL_SECONDS", 0)
+    monkeypatch.setattr(upload_body_module, "PROGRESS_INTERVAL_SECONDS", 0)
     hook = CapillaryHook()
     token = hook.get_token()
     capfd.readouterr()

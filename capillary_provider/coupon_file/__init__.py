@@ -5,6 +5,7 @@ One module per concern: :mod:`.records` splits records, :mod:`.fast` proves whol
 :mod:`.sources` opens sources and serves batches.
 """
 
+from capillary_provider.coupon_file.batch_reader import BatchReader
 from capillary_provider.coupon_file.rows import CouponRows, RowRules
 from capillary_provider.coupon_file.scan import (
     DEFAULT_BATCH_SIZE,
@@ -12,7 +13,7 @@ from capillary_provider.coupon_file.scan import (
     FilePlan,
     scan_file,
 )
-from capillary_provider.coupon_file.sources import BatchReader, ReadOnce, open_coupon_source
+from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

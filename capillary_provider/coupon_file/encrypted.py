@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capillary_provider.coupon_file.header import fail
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 from typing import Any
 
-from capillary_provider.coupon_file.header import DATA_LIKE, fail, looks_like_data
+from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.header import DATA_LIKE, looks_like_data
 from capillary_provider.coupon_file.rows import _MILLIS, DATE_KEY, CouponRows, RedeemedRows, RowRules
 
 

@@ -7,22 +7,32 @@ that refuse to guess (:mod:`capillary_provider.coupon_file.first_row`, the colum
 
 from __future__ import annotations
 
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.records import split_records, unquote
-from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_PATTERNS, IdentifierType
 
 DATA_LIKE = (IdentifierType.MOBILE, IdentifierType.USER_ID, IdentifierType.EMAIL)
 """The identifier types whose valid values no header cell is."""
 
 
-def fail(name: str, problem: str) -> CouponFileError:
-    """The error for a problem of file ``name``: the message starts with the file."""
-    return CouponFileError(f"{name}: {problem}")
-
-
 def looks_like_data(cell: str) -> bool:
     """Whether ``cell`` is a valid MOBILE, USER_ID or EMAIL value: a customer's, not a column name."""
     return any(ID_PATTERNS[kind].fullmatch(cell.strip()) for kind in DATA_LIKE)
+
+
+ROW_1_IS_DATA = "row 1 looks like data: if the file has no header row, also set has_header=False"
+"""Said instead of row 1's cells when one of them is a customer's value."""
+
+
+def shown_cells(cells: list[str]) -> str | None:
+    """``cells`` of row 1 joined for an error message, or ``None`` when one looks like a customer's value.
+
+    Errors reach the task log, and a row 1 that is data holds a phone number or an email address:
+    personal data never goes to logs, so such a row is described, never quoted.
+    """
+    if any(looks_like_data(cell) for cell in cells):
+        return None
+    return ", ".join(cells)
 
 
 def parse_header(name: str, line: bytes) -> tuple[list[str], str]:

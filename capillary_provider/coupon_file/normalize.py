@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from capillary_provider.coupon_file.header import fail
+from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.reading import read_chunk
 from capillary_provider.coupon_file.records import last_record_end
-from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source, read_chunk
+from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source
 
 CHUNK_SIZE = 1 << 20
 _BOM = b"\xef\xbb\xbf"

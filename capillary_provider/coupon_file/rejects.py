@@ -3,8 +3,10 @@
 With ``invalid_rows="skip"`` the scan collects the invalid rows instead of failing
 (:attr:`~capillary_provider.coupon_file.scan.FilePlan.rejected`). :func:`split_rejected` then reads
 the file once more, record by record in blocks, and writes each record either to the file that is
-uploaded or, as it was, to the rejected-rows CSV: the original header plus the row's 1-based
-spreadsheet row number and the reason. Both are streamed: memory stays flat.
+uploaded or to the rejected-rows CSV, in the form it would have gone up (comma-separated, and only the
+columns Capillary takes when ``coupon_code_column`` or ``upload_headers`` chooses them): the header the
+upload carries plus the row's 1-based spreadsheet row number in the source and the reason. Both are
+streamed: memory stays flat.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from capillary_provider.coupon_file.reading import read_chunk
 from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
 from capillary_provider.coupon_file.rows import RowRules
 from capillary_provider.coupon_file.scan import FilePlan, scan_file
-from capillary_provider.coupon_file.sources import ReadOnce, read_chunk
+from capillary_provider.coupon_file.sources import ReadOnce
 
 CHUNK_SIZE = 1 << 20
 REJECTED_COLUMNS = ("row", "reason")
@@ -73,28 +76,43 @@ def split_rejected(
         if cut == 0 and not eof:
             continue
         block, buf = buf[:cut], buf[cut:]
-        # Without quotes a record is a line: split in C. With quotes, split record by record.
-        if b'"' in block:
-            ends = [end for end, _ in split_records(block, row, name, final=eof)]
-            records = [block[start:end] for start, end in zip([0, *ends], ends, strict=False)]
-        else:
-            records = block.splitlines(keepends=True)
-        last = row + len(records)
-        # The rejected rows of this block, then the runs of kept records between them, written whole.
-        bad = bad_rows[bisect.bisect_left(bad_rows, row) : bisect.bisect_left(bad_rows, last)]
-        kept_from = 0
-        for bad_row in bad:
-            at = bad_row - row
-            kept.write(b"".join(records[kept_from:at]))
-            reason = rejected[bad_row]
-            rejects.write(records[at].rstrip(b"\r\n") + _extra_cells(bad_row - row_offset, reason) + b"\n")
-            kept_from = at + 1
-        kept.write(b"".join(records[kept_from:]) if kept_from else block)
-        written += len(bad)
-        row = last
+        records = _records(block, row, name, eof)
+        written += _write_block(block, records, row, (rejected, bad_rows), kept, rejects, row_offset)
+        row += len(records)
         if eof:
             break
     return written
+
+
+def _records(block: bytes, row: int, name: str, final: bool) -> list[bytes]:
+    """The records of ``block``: without quotes a record is a line (split in C); with quotes, record by record."""
+    if b'"' in block:
+        ends = [end for end, _ in split_records(block, row, name, final=final)]
+        return [block[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+    return block.splitlines(keepends=True)
+
+
+def _write_block(
+    block: bytes,
+    records: list[bytes],
+    row: int,
+    rejected: tuple[dict[int, str], list[int]],
+    kept: BinaryIO,
+    rejects: BinaryIO,
+    row_offset: int,
+) -> int:
+    """Write the rejected rows of this block (``rejected``: reasons by row, and their sorted row numbers), then
+    the runs of kept records between them, written whole; return how many were rejected."""
+    reasons, bad_rows = rejected
+    bad = bad_rows[bisect.bisect_left(bad_rows, row) : bisect.bisect_left(bad_rows, row + len(records))]
+    kept_from = 0
+    for bad_row in bad:
+        at = bad_row - row
+        kept.write(b"".join(records[kept_from:at]))
+        rejects.write(records[at].rstrip(b"\r\n") + _extra_cells(bad_row - row_offset, reasons[bad_row]) + b"\n")
+        kept_from = at + 1
+    kept.write(b"".join(records[kept_from:]) if kept_from else block)
+    return len(bad)
 
 
 class SkippedRows:

@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from capillary_provider.coupon_file.columns import mapped_columns, projected_map, unmapped_columns
+from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.header import fail, looks_like_data
+from capillary_provider.coupon_file.header import ROW_1_IS_DATA, shown_cells
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
@@ -113,10 +115,8 @@ class CouponRows:
         if len(header) <= wanted:
             return
         takes = "a coupon code column only" if wanted == 1 else f"a {self.identifier} column and a coupon code column"
-        if any(looks_like_data(cell) for cell in header):
-            cells = "row 1 looks like data: if the file has no header row, also set has_header=False"
-        else:
-            cells = f"header: {', '.join(header)}"
+        shown = shown_cells(header)
+        cells = ROW_1_IS_DATA if shown is None else f"header: {shown}"
         raise fail(
             name,
             f"has {len(header)} columns ({cells}) but Capillary takes {takes}. Set coupon_code_column=N "
@@ -180,15 +180,22 @@ class RedeemedRows:
 
     :param identifier: the customer identifier type (not ``NOT_TAGGED``).
     :param coupon: whether rows name coupons by code or by id.
-    :param upload_headers: column key to 0-based column; None to read the map from the header row.
-        After :meth:`bind`, :attr:`headers` holds the map to send.
+    :param upload_headers: column key to 0-based column; None to read the map from the header row, which
+        must then map every column. After :meth:`bind`, :attr:`headers` holds the map to send.
+    :param projected: whether the file bound is the source cut down to :func:`mapped_columns` of
+        ``upload_headers`` (what the operator uploads): the map sent then points into that copy.
     """
 
     def __init__(
-        self, identifier: IdentifierType, coupon: CouponIdentifier, upload_headers: Mapping[str, int] | None
+        self,
+        identifier: IdentifierType,
+        coupon: CouponIdentifier,
+        upload_headers: Mapping[str, int] | None,
+        projected: bool = False,
     ) -> None:
         self.identifier, self.coupon = identifier, coupon
         self.given = dict(upload_headers) if upload_headers is not None else None
+        self.kept = mapped_columns(self.given) if projected and self.given else None
         self.headers: dict[str, int] = {}
 
     @property
@@ -202,7 +209,8 @@ class RedeemedRows:
                 key = header_key(cell)
                 if key is not None and key not in headers:
                     headers[key] = index
-            source = f"the header row ({', '.join(header)})"
+            shown = shown_cells(header)
+            source = f"the header row ({ROW_1_IS_DATA if shown is None else shown})"
         else:
             headers = self.given
             unknown = sorted(set(headers) - set(REDEMPTION_KEYS))
@@ -210,6 +218,8 @@ class RedeemedRows:
                 raise fail(
                     name, f"upload_headers has unknown keys {unknown}: the keys are {', '.join(REDEMPTION_KEYS)}."
                 )
+            if self.kept is not None:
+                headers = projected_map(name, headers, header, self.kept, hint)
             bad = {key: col for key, col in headers.items() if not isinstance(col, int) or not 0 <= col < len(header)}
             if bad:
                 raise fail(
@@ -226,6 +236,8 @@ class RedeemedRows:
                 f"no column for {', '.join(missing)} in {source}. Name the columns {expected} in the header "
                 f"row, or pass upload_headers={{key: column}}.{hint}",
             )
+        if self.given is None:
+            unmapped_columns(name, header, headers, hint)
         self.headers = dict(headers)
 
     def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:

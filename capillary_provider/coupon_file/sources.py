@@ -1,149 +1,23 @@
-"""Sources: open a local or remote CSV for reading (``.gz`` decompressed), and serve one batch of it.
+"""Sources: open a local or remote CSV for reading (``.gz`` decompressed, ``.pgp`` decrypted), read once.
 
-:class:`BatchReader` serves ``header + stream[start:end]`` to the multipart upload without copying the
-batch anywhere.
+Serving one batch of it is :mod:`capillary_provider.coupon_file.batch_reader`'s job; reading a chunk
+and naming a failed read is :mod:`capillary_provider.coupon_file.reading`'s.
 """
 
 from __future__ import annotations
 
-import errno
 import gzip
-import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.encrypted import DecryptedStream, GnupgHome, PgpKey, clear_name, is_encrypted
-from capillary_provider.coupon_file.header import fail
-from capillary_provider.exceptions import CouponFileError, CouponSourceReadError, SpoolDiskFull
-
-if TYPE_CHECKING:
-    from capillary_provider.coupon_file.scan import Batch
-
-DECODING_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
-"""What decompressing a truncated or corrupt ``.gz`` source raises: a fault of the file."""
-
-
-def read_chunk(stream: BinaryIO, size: int, name: str) -> bytes:
-    """Read from the source. A decoding failure is a corrupt file (:class:`CouponFileError`, not retried);
-    any other ``OSError`` is the storage's or the network's (:class:`CouponSourceReadError`, retried)."""
-    try:
-        return stream.read(size)
-    except DECODING_ERRORS as exc:
-        raise fail(name, f"cannot be read ({type(exc).__name__}: {exc}); is it truncated or corrupt?") from exc
-    except OSError as exc:
-        raise storage_error(name, exc) from exc
-
-
-def storage_error(name: str, exc: OSError) -> CouponSourceReadError:
-    """The error for a read that failed in the storage or the network: the file is not at fault."""
-    return CouponSourceReadError(
-        f"{name}: reading it failed ({type(exc).__name__}: {exc}). This is a storage or network error, "
-        "not a fault of the file: a retry of the task reads it again."
-    )
-
-
-@contextmanager
-def naming_a_full_disk(copy: BinaryIO, name: str) -> Iterator[None]:
-    """Around writes to a local copy: a full disk names the folder that is full and how to choose another."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        folder = os.path.dirname(os.path.abspath(str(getattr(copy, "name", ""))))
-        raise SpoolDiskFull(
-            f"The folder {folder} is full ({exc.strerror}): the local copy of {name} does not fit. Free space "
-            "there, or choose a folder with room for the whole decompressed file with the operator's spool_dir "
-            "parameter."
-        ) from exc
-
-
-class BatchReader:
-    """A read-only binary file object over ``header + stream[batch.start:batch.end]``.
-
-    It gives the multipart encoder a sized, rewindable body without copying the batch: ``len()`` (and
-    the ``len`` attribute that ``requests``' ``super_len`` also accepts) is known up front, and
-    ``seek(0)`` lets an upload attempt be retried by re-seeking the source to ``batch.start``.
-
-    :param stream: the (decompressed) source; positioned at ``batch.start`` or seekable.
-    :param header: the header line to send first (see :attr:`~capillary_provider.coupon_file.scan.FilePlan.header`).
-    :param batch: which bytes of the source to serve after the header.
-    """
-
-    def __init__(self, stream: BinaryIO, header: bytes, batch: Batch) -> None:
-        self._stream, self._header, self._batch = stream, header, batch
-        self.len = len(header) + batch.end - batch.start
-        self._pos = 0
-        self._synced = False  # is the source positioned at the body byte matching self._pos?
-        self.closed = False
-
-    def __len__(self) -> int:
-        return self.len
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self.len}[whence]
-        self._pos = max(0, min(self.len, base + offset))
-        self._synced = False
-        return self._pos
-
-    def _sync(self) -> None:
-        target = self._batch.start + self._pos - len(self._header)
-        try:
-            at_target = self._stream.seekable() and self._stream.tell() == target
-            if not at_target and (self._stream.seekable() or self._pos > len(self._header)):
-                self._stream.seek(target)
-        except DECODING_ERRORS as exc:
-            raise fail(str(getattr(self._stream, "name", "source")), f"cannot be re-read ({exc}).") from exc
-        except OSError as exc:
-            raise storage_error(str(getattr(self._stream, "name", "source")), exc) from exc
-        self._synced = True
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining if negative); never reads past ``batch.end``."""
-        remaining = self.len - self._pos
-        want = remaining if size is None or size < 0 else min(size, remaining)
-        out = []
-        hlen = len(self._header)
-        if want and self._pos < hlen:
-            piece = self._header[self._pos : self._pos + want]
-            out.append(piece)
-            self._pos += len(piece)
-            want -= len(piece)
-        if want:
-            if not self._synced:
-                self._sync()
-            while want:
-                piece = read_chunk(self._stream, want, str(getattr(self._stream, "name", "source")))
-                if not piece:
-                    raise fail(str(getattr(self._stream, "name", "source")), "ended early: did it change?")
-                out.append(piece)
-                self._pos += len(piece)
-                want -= len(piece)
-        return b"".join(out)
-
-    def close(self) -> None:
-        """Mark closed; the underlying stream belongs to the caller and stays open."""
-        self.closed = True
-
-    def __enter__(self) -> BatchReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.reading import DECODING_ERRORS, naming_a_full_disk, read_chunk
+from capillary_provider.exceptions import CouponFileError
 
 
 @contextmanager

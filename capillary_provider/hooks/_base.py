@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,37 +21,30 @@ from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryAuthError,
     CapillaryConfigError,
-    CapillaryPermanentApiError,
     CapillaryTransientError,
 )
+from capillary_provider.hooks._answers import (
+    REAUTH_STATUSES,
+    read_envelope,
+    read_result,
+    read_token,
+)
+from capillary_provider.hooks._extras import read_http_settings, read_timeout
 from capillary_provider.hooks._transport import (
     TOKENS,
-    TRANSIENT_STATUSES,
     LargeBlockAdapter,
     base_url,
-    human_bytes,
-    is_refusal,
     is_transient,
-    request_id,
     retrying,
     send,
-    transient_answer,
 )
+from capillary_provider.hooks._upload_body import human_bytes
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 TOKEN_ENDPOINT = "/v3/oauth/token/generate"
 TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
-INVALID_CREDENTIALS_CODE = 320001
-REAUTH_STATUSES = frozenset({401, 498})
-"""401 (invalid token) and 498 (token expired): get a new token and send the request once more."""
-DEFAULT_TIMEOUT = (10.0, 120.0)
-"""(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
-
-
-class ReauthRequired(CapillaryApiError):
-    """Capillary answered 401 or 498 to a fresh token too."""
 
 
 class CapillaryBaseHook(BaseHook):
@@ -65,7 +58,7 @@ class CapillaryBaseHook(BaseHook):
 
     :param capillary_conn_id: the Airflow connection to use.
     :param timeout: (connect, read) timeouts in seconds for every call; default: the connection's
-        ``timeout`` extra, else :data:`DEFAULT_TIMEOUT`.
+        ``timeout`` extra, else :data:`~capillary_provider.hooks._extras.DEFAULT_TIMEOUT`.
     :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
         refused before being processed).
     :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.
@@ -129,21 +122,7 @@ class CapillaryBaseHook(BaseHook):
         """(connect, read) seconds: the constructor's, else the connection's ``timeout`` extra, else the default."""
         if self._timeout is not None:
             return self._timeout
-        value = self.connection.extra_dejson.get("timeout")
-        try:
-            if value in (None, ""):
-                return DEFAULT_TIMEOUT
-            if isinstance(value, str) and "," in value:  # "10, 120" from the connection form
-                value = value.strip("[] ").split(",")
-            if isinstance(value, (list, tuple)):
-                connect, read = (float(part) for part in value)
-                return connect, read
-            return float(value), float(value)
-        except (TypeError, ValueError):
-            raise CapillaryConfigError(
-                f"Connection {self.capillary_conn_id!r}: the extra 'timeout' must be seconds or [connect, read], "
-                f"not {value!r}"
-            ) from None
+        return read_timeout(self.capillary_conn_id, self.connection.extra_dejson.get("timeout"))
 
     @property
     def session(self) -> requests.Session:
@@ -162,29 +141,7 @@ class CapillaryBaseHook(BaseHook):
         Per request rather than on the session: requests lets ``REQUESTS_CA_BUNDLE`` and the proxy
         environment variables win over a session's own settings, never over a request's.
         """
-        extra = self.connection.extra_dejson
-        settings: dict[str, Any] = {}
-        verify = extra.get("verify")
-        if isinstance(verify, str) and verify.strip().lower() in ("false", "true"):
-            verify = verify.strip().lower() == "true"
-        if verify not in (None, ""):
-            if not isinstance(verify, (bool, str)):
-                raise CapillaryConfigError(
-                    f"Connection {self.capillary_conn_id!r}: the extra 'verify' must be true, false or the path "
-                    f"of a CA bundle, not {verify!r}"
-                )
-            settings["verify"] = verify
-        proxies = extra.get("proxies")
-        if isinstance(proxies, str) and proxies.strip():  # one proxy URL from the connection form
-            proxies = {"http": proxies.strip(), "https": proxies.strip()}
-        if proxies:
-            if not isinstance(proxies, Mapping):
-                raise CapillaryConfigError(
-                    f"Connection {self.capillary_conn_id!r}: the extra 'proxies' must map a scheme to a proxy URL, "
-                    'e.g. {"https": "http://proxy:3128"}'
-                )
-            settings["proxies"] = {str(k): str(v) for k, v in proxies.items()}
-        return settings
+        return read_http_settings(self.capillary_conn_id, self.connection.extra_dejson)
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send one request with the connection's settings; ``requests``' errors come out as ours."""
@@ -265,32 +222,9 @@ class CapillaryBaseHook(BaseHook):
         response = self._request(
             "POST", self.api_url + TOKEN_ENDPOINT, json={"key": conn.login, "secret": conn.password}
         )
-        try:
-            body = self._envelope(response, "token request")
-        except ReauthRequired:  # a 401/498 page of the token endpoint refuses the key, not a token
-            raise CapillaryAuthError(
-                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: the answer "
-                f"is not JSON (HTTP {response.status_code}). Check the connection's login and password."
-            ) from None
-        data = body.get("data")
-        if isinstance(data, dict) and data.get("accessToken"):
-            token = str(data["accessToken"])
-            mask_secret(token)
-            return token, float(data.get("ttlSeconds") or 300)
-        errors = body.get("errors")
-        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        code, message = first.get("code"), self._redact(str(first.get("message") or "no token in the answer"), response)
-        if code == INVALID_CREDENTIALS_CODE or response.status_code in (401, 403):
-            raise CapillaryAuthError(
-                f"Capillary refused the client key and secret of connection {self.capillary_conn_id!r}: "
-                f"{code} {message} (HTTP {response.status_code}). Check the connection's login and password."
-            )
-        self._raise_for_status(response, f"token request failed: {code} {message}")
-        raise CapillaryApiError(
-            f"Capillary answered the token request without a token: {code} {message}",
-            status_code=response.status_code,
-            request_id=request_id(response),
-        )
+        token, ttl = read_token(response, self.capillary_conn_id, self._secrets(response))
+        mask_secret(token)
+        return token, ttl
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -306,58 +240,17 @@ class CapillaryBaseHook(BaseHook):
             response = send(self.get_token())
         return response
 
-    def _redact(self, text: str, response: requests.Response) -> str:
-        """``text`` from an answer, without the client secret or the token sent (a proxy may echo them)."""
-        secrets = [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
-        for secret in secrets:
-            if isinstance(secret, bytes):
-                secret = secret.decode("latin-1")
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+    def _secrets(self, response: requests.Response) -> list[object]:
+        """What an answer's text must never show: the client secret and the tokens (a proxy may echo them)."""
+        return [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
 
     def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """The answer's JSON object. An unreadable answer is classed by its status.
-
-        A refusal (any 4xx but 408 and 429: a gateway's or firewall's error page, an IP block) is a refusal
-        whatever its body: it is never retried and never "outcome unknown". Any other unreadable answer (a
-        proxy's 502 page, a cut body) is transient; nothing says whether Capillary acted on it: safe calls
-        are retried, an upload is not.
-        """
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            quote = self._redact(response.text, response)[:200]
-            message = f"Capillary {what} failed: the answer is not JSON: {quote!r}"
-            if is_refusal(response.status_code):
-                self._raise_for_status(response, message)
-            raise transient_answer(message, response)
-        return body
-
-    def _raise_for_status(self, response: requests.Response, message: str) -> None:
-        status, req_id = response.status_code, request_id(response)
-        if status in REAUTH_STATUSES:
-            raise ReauthRequired(
-                f"{message}; a freshly generated token was refused too", status_code=status, request_id=req_id
-            )
-        if status in TRANSIENT_STATUSES or status >= 500:
-            raise transient_answer(message, response)
-        if 400 <= status < 500:
-            raise CapillaryPermanentApiError(message, status_code=status, request_id=req_id)
+        """The answer's JSON object (see :func:`._answers.read_envelope`)."""
+        return read_envelope(response, what, self._secrets(response))
 
     def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """Check Capillary's envelope and return its ``result``: ``success: false`` fails on any HTTP status."""
-        body = self._envelope(response, what)
-        if body.get("success") is True and response.ok:
-            result = body.get("result")
-            return result if isinstance(result, dict) else {}
-        message = self._redact(str(body.get("message") or response.reason), response)
-        self._raise_for_status(response, f"Capillary {what} failed: {message}")
-        raise CapillaryApiError(
-            f"Capillary {what} failed: {message}", status_code=response.status_code, request_id=request_id(response)
-        )
+        """Capillary's ``result`` of an answer (see :func:`._answers.read_result`)."""
+        return read_result(response, what, self._secrets(response))
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
         return self._with_token(lambda token: self._request("GET", url, headers={TOKEN_HEADER: token}, **kwargs))

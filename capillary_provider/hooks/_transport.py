@@ -1,26 +1,23 @@
-"""Transport for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: session, streaming, retries, tokens.
+"""Transport for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: session, errors, retries, tokens.
 
 Private to the hook. What is here knows HTTP but no Capillary endpoint: a session whose requests can
-be cut from another thread (``on_kill``), a streamed upload body that reports progress, retries with
-backoff that honour ``Retry-After``, the translation of ``requests``' errors into ours, and the
-process-wide token cache.
+be cut from another thread (``on_kill``), retries with backoff that honour ``Retry-After``, the
+translation of ``requests``' errors into ours, and the process-wide token cache. The upload body (what is
+sent, its length, its progress) is :mod:`._upload_body`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sized
-from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 import tenacity
-from airflow.sdk import ObjectStoragePath
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -29,9 +26,7 @@ from urllib3.exceptions import NewConnectionError
 from capillary_provider import metrics
 from capillary_provider.exceptions import (
     CapillaryConfigError,
-    CapillaryError,
     CapillaryTransientError,
-    CouponUploadAborted,
 )
 
 REQUEST_ID_HEADER = "X-Cap-Requestid"
@@ -48,20 +43,8 @@ TOKEN_REFRESH_LEAD_SECONDS = 120.0
 """Renew a token this long before it expires, so a slow request never carries an expiring token."""
 UPLOAD_BLOCK_SIZE = 1024 * 1024
 """Bytes handed to the socket per send. requests' default (16 KiB) costs a third of the throughput."""
-PROGRESS_INTERVAL_SECONDS = 10.0
 
 T = TypeVar("T")
-
-
-class BinaryReader(Protocol):
-    """What the hook needs of a file object: read it, and rewind it for another attempt."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-    def seek(self, offset: int, whence: int = 0, /) -> int: ...
-    def tell(self) -> int: ...
-
-
-UploadSource = str | os.PathLike[str] | BinaryReader | ObjectStoragePath
 
 
 class _TrackedConnection:
@@ -115,46 +98,6 @@ class LargeBlockAdapter(HTTPAdapter):
             if sock is not None:
                 with contextlib.suppress(OSError):  # already closed
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-class ProgressReader:
-    """Wraps the file part of an upload: counts bytes as they are sent and logs progress at a steady pace.
-
-    requests_toolbelt takes a part's ``len()`` as the bytes still to send: it computes the body's
-    Content-Length from it up front, then reads until it reaches 0.
-    """
-
-    def __init__(
-        self,
-        raw: BinaryReader,
-        length: int,
-        report: Callable[[int, int, float], None],
-        aborted: threading.Event | None = None,
-    ) -> None:
-        self._raw = raw
-        self._aborted = aborted
-        self._length = length
-        self._report = report
-        self._sent = 0
-        self._started = time.monotonic()
-        self._last_report = self._started
-
-    def __len__(self) -> int:
-        return self._length - self._sent
-
-    def read(self, size: int = -1) -> bytes:
-        if self._aborted is not None and self._aborted.is_set():
-            raise CouponUploadAborted(f"Upload aborted after {self._sent} of {self._length} bytes: the task was killed")
-        data = self._raw.read(size)
-        if not data and size != 0 and self._sent < self._length:
-            # requests_toolbelt reads until the declared length is reached: never loop on a short file.
-            raise CapillaryError(f"The file ended after {self._sent} of the {self._length} bytes announced")
-        self._sent += len(data)
-        now = time.monotonic()
-        if now - self._last_report >= PROGRESS_INTERVAL_SECONDS:
-            self._last_report = now
-            self._report(self._sent, self._length, now - self._started)
-        return data
 
 
 def request_id(response: requests.Response) -> str | None:
@@ -293,34 +236,3 @@ class TokenCache:
 
 
 TOKENS = TokenCache()
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
-
-
-@contextmanager
-def open_source(file: UploadSource) -> Iterator[tuple[BinaryReader, int]]:
-    """Open an upload source and tell how many bytes remain in it, without reading it."""
-    if isinstance(file, ObjectStoragePath):
-        with file.open("rb") as handle:  # type: ignore[no-untyped-call]
-            yield handle, file.stat().st_size - handle.tell()
-    elif isinstance(file, (str, os.PathLike)):
-        with open(file, "rb") as handle:
-            yield handle, os.fstat(handle.fileno()).st_size
-    else:
-        yield file, remaining_length(file)
-
-
-def remaining_length(handle: BinaryReader) -> int:
-    """Bytes from the current position to the end: from ``len()`` where the object knows it, else by seeking."""
-    if isinstance(handle, Sized):  # e.g. a BatchReader: a window onto a larger stream
-        return len(handle) - handle.tell()
-    position = handle.tell()
-    end = handle.seek(0, os.SEEK_END)
-    handle.seek(position)
-    return end - position

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -21,29 +21,21 @@ from asgiref.sync import sync_to_async
 from requests_toolbelt import MultipartEncoder
 
 from capillary_provider import metrics
-from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import (
     CapillaryApiError,
     CapillaryConfigError,
     CapillaryError,
-    CapillaryTransientError,
-    CapillaryUploadOutcomeUnknown,
     CouponUploadAborted,
 )
+from capillary_provider.hooks._answers import raise_for_status
 from capillary_provider.hooks._base import (
     TOKEN_HEADER,
     CapillaryBaseHook,
-    ReauthRequired,
     _connection_type_info,
 )
-from capillary_provider.hooks._transport import (
-    UPLOAD_BLOCK_SIZE,
-    ProgressReader,
-    UploadSource,
-    human_bytes,
-    open_source,
-    request_id,
-)
+from capillary_provider.hooks._outcome import safe_upload_retry, upload_failure
+from capillary_provider.hooks._transport import UPLOAD_BLOCK_SIZE, request_id
+from capillary_provider.hooks._upload_body import ProgressReader, UploadSource, human_bytes, open_source
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
@@ -51,30 +43,7 @@ from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
 SERIES_ENDPOINT = "/v2/coupon/series"
 SERIES_READ_TIMEOUT = 30.0
 """Read timeout of the series check: it guards an upload, it must not hold one up for long."""
-UPLOAD_RETRY_STATUSES = frozenset({429})
-"""The only answer after which an upload is repeated: Capillary refused it before processing it."""
-
 __all__ = ["UPLOAD_BLOCK_SIZE", "CapillaryHook", "UploadJob"]
-
-
-def upload_outcome_unknown(exc: BaseException) -> bool:
-    """Whether a failed upload may have been stored by Capillary: the one place that decides it.
-
-    No connection, or a 429, means Capillary never took the body: the hook sends it again. A refusal
-    (4xx, refused credentials) means it did not store it. Anything else (the connection lost after
-    sending, a read timeout, a 5xx, an unreadable or ``success: false`` answer) leaves it open.
-    """
-    if isinstance(exc, CapillaryTransientError):
-        return exc.reached_server and exc.http_status not in UPLOAD_RETRY_STATUSES
-    return (
-        isinstance(exc, CapillaryApiError)
-        and not isinstance(exc, (AirflowFailException, ReauthRequired))
-        and (exc.http_status is None or exc.http_status == 200 or exc.http_status >= 500)
-    )
-
-
-def _safe_upload_retry(exc: BaseException) -> bool:
-    return isinstance(exc, CapillaryTransientError) and not upload_outcome_unknown(exc)
 
 
 class CapillaryHook(CapillaryBaseHook):
@@ -165,7 +134,7 @@ class CapillaryHook(CapillaryBaseHook):
         response = self._get(url, params={"ids": str(coupon_series_id)}, timeout=timeout)
         body = self._envelope(response, what)
         if not response.ok:
-            self._raise_for_status(response, f"Capillary {what} failed: {body.get('message') or response.reason}")
+            raise_for_status(response, f"Capillary {what} failed: {body.get('message') or response.reason}")
         entity = body.get("entity")
         if not isinstance(entity, list):
             raise CapillaryApiError(
@@ -256,7 +225,6 @@ class CapillaryHook(CapillaryBaseHook):
         :return: the job Capillary created.
         """
         url = self.coupon_url + kind.upload_endpoint.format(coupon_series_id=coupon_series_id)
-        what = f"upload of {file_name} to coupon series {coupon_series_id}"
         with open_source(file) as (handle, length):
             start = handle.tell()
 
@@ -269,44 +237,53 @@ class CapillaryHook(CapillaryBaseHook):
                 return self._request("POST", url, data=encoder, headers=headers)
 
             def call() -> UploadJob:
-                response = self._with_token(post)
-                statuses = self._result(response, what).get(kind.jobs_field) or []
-                if not statuses:
-                    raise CapillaryApiError(
-                        f"Capillary accepted {file_name} but reported no upload job",
-                        status_code=response.status_code,
-                        request_id=request_id(response),
-                    )
-                return UploadJob.from_api(statuses[0], kind)
+                return self._job_of(self._with_token(post), kind, file_name, _upload_what(file_name, coupon_series_id))
 
-            started = time.monotonic()
-            if self._aborted.is_set():
-                raise CouponUploadAborted(f"Not uploading {file_name}: the task was killed")
-            try:
-                job: UploadJob = self._retrying(call, when=_safe_upload_retry)
-            except CouponUploadAborted:
+            return self._send_upload(call, file_name, coupon_series_id, length)
+
+    def _send_upload(
+        self, call: Callable[[], UploadJob], file_name: str, series_id: int | str, length: int
+    ) -> UploadJob:
+        """Send one upload, retried here only where Capillary cannot have stored it, and log it. A kill, or a
+        failure that may have stored it, is raised as the error the caller decides on (see :mod:`._outcome`)."""
+        started = time.monotonic()
+        if self._aborted.is_set():
+            raise CouponUploadAborted(f"Not uploading {file_name}: the task was killed")
+        try:
+            job: UploadJob = self._retrying(call, when=safe_upload_retry)
+        except CouponUploadAborted:
+            raise
+        except Exception as exc:
+            failure = upload_failure(exc, _upload_what(file_name, series_id), file_name, aborted=self._aborted.is_set())
+            if failure is None:
                 raise
-            except Exception as exc:
-                if self._aborted.is_set():
-                    raise CouponUploadAborted(f"The upload of {file_name} was aborted: the task was killed") from exc
-                if upload_outcome_unknown(exc):
-                    raise CapillaryUploadOutcomeUnknown(
-                        f"The {what} may or may not have been stored: {getattr(exc, 'api_message', exc)}",
-                        file_name=file_name,
-                        status_code=getattr(exc, "http_status", None),
-                        request_id=getattr(exc, "request_id", None),
-                    ) from exc
-                raise
-            self.log.info(
-                "Uploaded %s (%s) to coupon series %s in %.1f s: job %s %s",
-                file_name,
-                human_bytes(length),
-                coupon_series_id,
-                time.monotonic() - started,
-                job.job_id,
-                job.status,
+            raise failure from exc
+        self.log.info(
+            "Uploaded %s (%s) to coupon series %s in %.1f s: job %s %s",
+            file_name,
+            human_bytes(length),
+            series_id,
+            time.monotonic() - started,
+            job.job_id,
+            job.status,
+        )
+        return job
+
+    def _job_of(self, response: requests.Response, kind: UploadKind, file_name: str, what: str) -> UploadJob:
+        """The job an upload's answer reports; an answer without one is an API error, not a success."""
+        statuses = self._result(response, what).get(kind.jobs_field) or []
+        if not statuses:
+            raise CapillaryApiError(
+                f"Capillary accepted {file_name} but reported no upload job",
+                status_code=response.status_code,
+                request_id=request_id(response),
             )
-            return job
+        return UploadJob.from_api(statuses[0], kind)
+
+
+def _upload_what(file_name: str, coupon_series_id: int | str) -> str:
+    """How messages name one upload."""
+    return f"upload of {file_name} to coupon series {coupon_series_id}"
 
 
 def _identifier(value: str, kind: UploadKind) -> str:

@@ -8,7 +8,6 @@ waiting, the verdict) is here.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -22,20 +21,19 @@ from capillary_provider._compat import AirflowSkipException, conf
 from capillary_provider.coupon_file import (
     DEFAULT_BATCH_SIZE,
     BatchReader,
-    ReadOnce,
     RowRules,
     scan_file,
 )
-from capillary_provider.coupon_file.encrypted import ENCRYPTED_AS_IS, PgpKey, is_encrypted, key_from_connection
+from capillary_provider.coupon_file.encrypted import PgpKey, key_from_connection
 from capillary_provider.coupon_file.first_row import check_first_row
-from capillary_provider.coupon_file.normalize import delimiter_of, normalized_copy
+from capillary_provider.coupon_file.normalize import delimiter_of
 from capillary_provider.exceptions import (
     CapillaryConfigError,
     CouponUploadFailed,
     CouponUploadTimeout,
 )
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status, plural, summarize
+from capillary_provider.jobs import FailurePolicy, UploadJob, plural, summarize
 from capillary_provider.kinds import UploadKind
 from capillary_provider.operators import _params
 from capillary_provider.operators._exactly_once import BatchUploads
@@ -54,19 +52,14 @@ from capillary_provider.operators._files import (
 )
 from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
+from capillary_provider.operators._source import open_source
+from capillary_provider.operators._storage import storage_path
+from capillary_provider.operators._xcom import XCOM_FILES, XCOM_STATUS, XCOM_SUMMARY, push_jobs, source_files
 from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.waiting import JobWatch, check_once, decode_event, wait_in_worker
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-XCOM_JOB_ID = "job_id"
-XCOM_JOB_IDS = "job_ids"
-XCOM_STATUS = "status"
-XCOM_SUMMARY = "summary"
-XCOM_FILES = "source_files"
-"""Each source file with its batch names (and skipped rows), pushed before waiting: the verdict's summary
-reads it back, also after a deferral."""
 
 
 class BaseUploadOperator(BaseOperator):
@@ -308,23 +301,17 @@ class BaseUploadOperator(BaseOperator):
         """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
         many = is_many(self.source)
         name = display_name(path) if many else str(self.source)
-        columns = self.upload_columns()
-        converted = self.has_header is False or self.delimiter != "," or columns is not None
-        encrypted = is_encrypted(str(path))
-        if encrypted and (converted or self.invalid_rows == "skip"):
-            raise CapillaryConfigError(ENCRYPTED_AS_IS)
-        pgp = self._pgp_key if encrypted else None
-        if converted:
-            source = normalized_copy(
-                path,
-                name=name,
-                delimiter=delimiter_of(self.delimiter),
-                header_for=self.generated_header if self.has_header is False else None,
-                columns=columns,
-                spool_dir=self.spool_dir,
-            )
-        else:
-            source = ReadOnce(path, spool_dir=self.spool_dir, name=name, pgp=pgp)
+        source = open_source(
+            path,
+            name,
+            columns=self.upload_columns(),
+            has_header=self.has_header,
+            delimiter=self.delimiter,
+            header_for=self.generated_header,
+            skip_invalid=self.invalid_rows == "skip",
+            spool_dir=self.spool_dir,
+            pgp_key=lambda: self._pgp_key,
+        )
         try:  # a file that fails its scan is closed here: its spool, copy or GnuPG home (key) go at once
             with source.for_scan() as stream:
                 plan = scan_file(
@@ -352,15 +339,9 @@ class BaseUploadOperator(BaseOperator):
                 spool_dir=self.spool_dir,
             )
         prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
-        self.log.info(
-            "%s: %s, %d columns, %d bytes -> %s of at most %d rows",
-            name,
-            plural(prepared.plan.rows, "row"),
-            prepared.plan.columns,
-            plan.size,
-            plural(len(prepared.plan.batches), "batch", "batches"),
-            self.batch_size,
-        )
+        done = prepared.plan  # without the rows set aside
+        counts = plural(done.rows, "row"), done.columns, plan.size, plural(len(done.batches), "batch", "batches")
+        self.log.info("%s: %s, %d columns, %d bytes -> %s of at most %d rows", name, *counts, self.batch_size)
         return prepared
 
     def _finish(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
@@ -392,10 +373,7 @@ class BaseUploadOperator(BaseOperator):
     # -- helpers ----------------------------------------------------------------------------------
 
     def _push(self, context: Context, jobs: list[UploadJob]) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key=XCOM_JOB_ID, value=jobs[0].job_id)
-        ti.xcom_push(key=XCOM_JOB_IDS, value=[job.job_id for job in jobs])
-        ti.xcom_push(key=XCOM_STATUS, value=overall_status(jobs))
+        push_jobs(context["ti"], jobs)
 
     def _push_summary(
         self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
@@ -408,14 +386,7 @@ class BaseUploadOperator(BaseOperator):
         return summary
 
     def _source_files(self, context: Context) -> list[dict[str, Any]]:
-        """This task instance's own :data:`XCOM_FILES` (after a deferral, the operator is a new object).
-
-        ``map_indexes`` is given: without it Airflow returns the values of every map index.
-        """
-        ti = context["ti"]
-        map_index = ti.map_index if ti.map_index is not None else -1
-        records: list[dict[str, Any]] = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_FILES, map_indexes=map_index) or []
-        return records
+        return source_files(context["ti"])
 
     def _source_paths(self) -> list[ObjectStoragePath]:
         """The files ``source`` names: one path, a glob pattern's matches, or a list."""
@@ -428,19 +399,7 @@ class BaseUploadOperator(BaseOperator):
             raise
 
     def _storage_path(self, location: Any) -> ObjectStoragePath:
-        """A path or URI as an ObjectStoragePath (a plain path is local). ``source_conn_id`` applies to
-        URIs of the source's scheme; another store takes its connection from the URI
-        (``s3://aws_archive@bucket/...``) or an ObjectStoragePath."""
-        if isinstance(location, ObjectStoragePath):
-            return location
-        text = str(location)
-        if "://" not in text:
-            text = "file://" + os.path.abspath(text)
-        first = self.source[0] if isinstance(self.source, (list, tuple)) and self.source else self.source
-        first = first.uri if isinstance(first, Asset) else first
-        source_scheme = str(first).split("://")[0] if "://" in str(first) else "file"
-        same_store = text.split("://")[0] == source_scheme
-        return ObjectStoragePath(text, conn_id=self.source_conn_id if same_store else None)
+        return storage_path(location, self.source, self.source_conn_id)
 
     def _file_name(self, context: Context, part: int, source_key: str | None = None) -> str:
         ti = context["ti"]

@@ -12,7 +12,7 @@ from capillary_provider.exceptions import (
     CapillaryError,
     CapillaryPermanentApiError,
 )
-from capillary_provider.hooks._base import ReauthRequired
+from capillary_provider.hooks._answers import ReauthRequired
 from capillary_provider.hooks.capillary import CapillaryHook
 
 NO_READ_ACCESS = 403

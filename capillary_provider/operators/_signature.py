@@ -42,10 +42,10 @@ SHARED_PARAMETERS = """
         Capillary does not know it or it has expired. Any other answer (no read access, a timeout)
         only logs a warning: the check never stops a valid upload.
     :param invalid_rows: ``"fail"`` (nothing is sent if any row is invalid) or ``"skip"``: invalid rows
-        never reach Capillary; each is written, as it was, to ``rejected_rows_to`` before anything is
-        uploaded, and the others go up.
-    :param rejected_rows_to: path or URI (any storage) of the rejected-rows CSV: the original header plus
-        the row's 1-based row number and the reason (templated; required with ``invalid_rows="skip"``).
+        never reach Capillary; each is written to ``rejected_rows_to`` before anything is uploaded, in
+        the form it would have gone up (comma-separated, the columns that go up), and the others go up.
+    :param rejected_rows_to: path or URI (any storage) of the rejected-rows CSV: the upload's header plus
+        the row's 1-based row number in the source and the reason (templated; required with ``invalid_rows="skip"``).
     :param max_skipped_rows: with ``"skip"``, most invalid rows tolerated before the task fails, sending
         nothing; None for no ceiling.
     :param skip_if_no_files: when ``source`` is a pattern that matches no file, mark the task skipped

@@ -10,6 +10,7 @@ from airflow.sdk import Asset, ObjectStoragePath
 
 from capillary_provider._compat import conf
 from capillary_provider.coupon_file import DEFAULT_BATCH_SIZE, BatchReader
+from capillary_provider.coupon_file.columns import mapped_columns
 from capillary_provider.coupon_file.rows import RedeemedRows
 from capillary_provider.exceptions import CapillaryConfigError
 from capillary_provider.hooks.capillary import CapillaryHook
@@ -113,14 +114,21 @@ class RedeemedCouponUploadOperator(BaseUploadOperator):
     def row_rules(self) -> RedeemedRows:
         # The parameters were checked and normalized (check_parameters) before execute calls this.
         identifier = IdentifierType(self.customer_identifier)
-        self._rules = RedeemedRows(identifier, CouponIdentifier(self.coupon_identifier), self.upload_headers)
+        coupon = CouponIdentifier(self.coupon_identifier)
+        self._rules = RedeemedRows(identifier, coupon, self.upload_headers, projected=bool(self.upload_headers))
         return self._rules
+
+    def upload_columns(self) -> list[int] | None:
+        """The columns ``upload_headers`` names (Capillary takes those only); None reads the map from the header
+        row, which must then name every column."""
+        return mapped_columns(self.upload_headers) if self.upload_headers else None
 
     def generated_header(self, columns: int) -> list[str]:
         """For a file without header row: each column named by its ``upload_headers`` key (which must be given)."""
         if not self.upload_headers:
             raise CapillaryConfigError("a redemption file without header row needs upload_headers={key: column}")
-        names = {column: key for key, column in self.upload_headers.items()}
+        kept = mapped_columns(self.upload_headers)  # the generated header names the columns that go up
+        names = {kept.index(column): key for key, column in self.upload_headers.items()}
         return [names.get(index, f"column {index + 1}") for index in range(columns)]
 
     def upload_batch(self, series_id: str, body: BatchReader, file_name: str) -> UploadJob:
