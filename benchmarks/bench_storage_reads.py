@@ -1,11 +1,13 @@
-"""Bytes read from the store per source byte, for a .csv and a .csv.gz on S3 (moto's server) and on Azure Blob
-Storage (``abfs://``, against Azurite: ``make azurite`` installs it).
+"""Bytes read from the store per source byte, for a .csv and a .csv.gz on S3 (moto's server), on Azure Blob
+Storage (``abfs://``, against Azurite: ``make azurite`` installs it) and on Google Cloud Storage (``gs://``, against
+fake-gcs-server: the ``test-gcs`` extra, which ``make test`` installs on its GCS_PAIR only; ``--stores s3 abfs``
+leaves it out elsewhere).
 
 Runs ``CouponUploadOperator`` end to end (validate, upload every batch to the sandbox, wait) and counts
 the bytes read through every file ``ObjectStoragePath`` opens: "read twice" is the operator with the
 local spool switched off (what it did before ``ReadOnce``), "read once" is the operator as shipped.
 
-    .venv/bin/python benchmarks/bench_storage_reads.py --rows 200000
+    .venv/bin/python benchmarks/bench_storage_reads.py --rows 200000 [--stores s3 abfs gs]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import coupon_file
 
-from tests.emulators import azurite
+from tests.emulators import azurite, fake_gcs_server
 
 BUCKET = "bench"
 
@@ -137,6 +139,20 @@ def azure_objects(data: bytes, work: Path) -> Iterator[Objects]:
         yield upload_both("abfs", "azure_bench", data)
 
 
+@contextmanager
+def gcs_objects(data: bytes, work: Path) -> Iterator[Objects]:
+    """The file as ``.csv`` and ``.csv.gz`` in a bucket of fake-gcs-server, through connection ``gcs_bench``."""
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"  # before gcsfs is imported: see tests/stores.py
+    folder = work / "fake-gcs-server"
+    folder.mkdir()
+    with fake_gcs_server(BUCKET, folder) as connection:
+        os.environ["AIRFLOW_CONN_GCS_BENCH"] = connection
+        yield upload_both("gs", "gcs_bench", data)
+
+
+STORES = {"s3": lambda data, work: s3_objects(data), "abfs": azure_objects, "gs": gcs_objects}
+
+
 def upload_both(scheme: str, conn_id: str, data: bytes) -> Objects:
     objects: Objects = {}
     for suffix, body in (("csv", data), ("csv.gz", gzip.compress(data))):
@@ -149,11 +165,14 @@ def upload_both(scheme: str, conn_id: str, data: bytes) -> Objects:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--stores", nargs="+", choices=list(STORES), default=list(STORES))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-storage-"))
     data = coupon_file(work, args.rows).read_bytes()
     with ExitStack() as stores:
-        objects = {**stores.enter_context(s3_objects(data)), **stores.enter_context(azure_objects(data, work))}
+        objects: Objects = {}
+        for store in args.stores:
+            objects.update(stores.enter_context(STORES[store](data, work)))
         sandbox = stores.enter_context(running_sandbox(step_seconds=0.05, data_dir=work / "sandbox"))
         os.environ["AIRFLOW_CONN_CAPILLARY_DEFAULT"] = connection_json(sandbox)
         print(f"{args.rows:,} rows; bytes read from the store per stored byte")
