@@ -123,12 +123,17 @@ def decode_event(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> lis
         # The trigger only ends with an error for failures a retry cannot fix (see is_transient_poll_error).
         raise CouponUploadFailed(f"Waiting for Capillary failed: {event.get('message')}")
     try:
-        jobs = [UploadJob.from_dict(job, kind) for job in event.get("jobs") or []]
+        jobs = event_jobs(event, kind)
     except (TypeError, ValueError) as exc:
         raise CapillaryError(f"CouponUploadTrigger reported jobs this version cannot read: {event!r}") from exc
     if not jobs or not all(job.is_terminal for job in jobs):
         raise CapillaryError(f"CouponUploadTrigger reported done with jobs still in progress: {event!r}")
     return jobs
+
+
+def event_jobs(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> list[UploadJob]:
+    """The jobs a trigger event carries, as they were last seen (a timeout's event carries them too)."""
+    return [UploadJob.from_dict(job, kind) for job in (event or {}).get("jobs") or []]
 
 
 def check_once(list_jobs: Callable[[], Iterable[UploadJob]], jobs: list[UploadJob], log: Any) -> list[UploadJob]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -11,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from capillary_provider._compat import AirflowSensorTimeout, conf
+from capillary_provider.deferral import defer_wait
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
 from capillary_provider.jobs import FailurePolicy, UploadJob, summarize
 from capillary_provider.kinds import COUPON, UploadKind, kind_named
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
 if TYPE_CHECKING:
@@ -96,17 +95,14 @@ class CouponUploadSensor(BaseSensorOperator):
         done = self.poke(context)
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
-        self.defer(
-            trigger=CouponUploadTrigger(
-                capillary_conn_id=self.capillary_conn_id,
-                coupon_series_id=str(self.coupon_series_id),
-                job_ids=_job_ids(self.job_ids),
-                poll_interval=float(self.poke_interval),
-                end_time=time.time() + timeout,
-                upload_kind=self.kind.name,
-            ),
-            method_name="execute_complete",
+        defer_wait(
+            self,
+            capillary_conn_id=self.capillary_conn_id,
+            coupon_series_id=str(self.coupon_series_id),
+            job_ids=_job_ids(self.job_ids),
+            poll_interval=float(self.poke_interval),
+            timeout=self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout),
+            kind=self.kind,
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
