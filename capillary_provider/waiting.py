@@ -19,8 +19,9 @@ from capillary_provider.exceptions import (
     CouponUploadFailed,
     CouponUploadTimeout,
 )
-from capillary_provider.jobs import JobChangeLog, UploadJob, job_list, select_jobs
+from capillary_provider.jobs import UploadJob, select_jobs
 from capillary_provider.kinds import COUPON, UploadKind
+from capillary_provider.wording import job_list
 
 EVENT_DONE = "done"
 """Every job is terminal; the verdict (FailurePolicy) is applied by the task, not by the trigger."""
@@ -29,6 +30,27 @@ EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
 """A poll failed in a way no retry can fix (refused credentials, a 4xx other than 401/429)."""
 EVENT_STATUSES = frozenset({EVENT_DONE, EVENT_TIMEOUT, EVENT_ERROR})
+
+
+class JobChangeLog:
+    """Logs each job once per change of state or counts, not once per poll.
+
+    :param log: the logger of the task or trigger that waits.
+    """
+
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self._log = log
+        self._seen: dict[int, tuple[str, int, int, int]] = {}
+
+    def update(self, jobs: Iterable[UploadJob]) -> None:
+        for job in jobs:
+            key = (job.status, job.actual_row_count, job.total_uploaded_count, job.error_count)
+            if self._seen.get(job.job_id) != key:
+                self._seen[job.job_id] = key
+                if job.status and not job.upload_kind.is_known(job.status):
+                    self._log.warning("Capillary reports an unknown status; treated as in progress: %s", job.describe())
+                else:
+                    self._log.info("Capillary upload %s", job.describe())
 
 
 class JobWatch:

@@ -14,11 +14,13 @@ from capillary_provider.exceptions import (
     CouponUploadFailed,
     CouponUploadTimeout,
 )
-from capillary_provider.jobs import JobChangeLog, UploadJob, summarize
+from capillary_provider.jobs import UploadJob
+from capillary_provider.verdict import summarize
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
     EVENT_TIMEOUT,
+    JobChangeLog,
     JobWatch,
     decode_event,
     encode_event,

@@ -24,7 +24,7 @@ from capillary_provider.coupon_file.encrypted import PgpKey, key_from_connection
 from capillary_provider.deferral import defer_wait
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, UploadJob, summarize
+from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import UploadKind
 from capillary_provider.operators import _params
 from capillary_provider.operators._exactly_once import BatchUploads
@@ -45,6 +45,7 @@ from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
 from capillary_provider.operators._xcom import XCOM_FILES, push_jobs, source_files
+from capillary_provider.verdict import FailurePolicy, summarize
 from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
 
 if TYPE_CHECKING:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from capillary_provider import assets, metrics
 from capillary_provider.exceptions import CouponUploadFailed
-from capillary_provider.jobs import UploadJob, plural
+from capillary_provider.jobs import UploadJob
 from capillary_provider.operators._files import archive
 from capillary_provider.operators._task import UploadTask
 from capillary_provider.operators._xcom import push_summary, source_files
+from capillary_provider.wording import plural
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

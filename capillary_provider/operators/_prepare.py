@@ -13,10 +13,10 @@ from airflow.sdk import ObjectStoragePath
 
 from capillary_provider.coupon_file import RowRules, scan_file
 from capillary_provider.coupon_file.first_row import check_first_row
-from capillary_provider.jobs import plural
 from capillary_provider.operators._files import PreparedFile, display_name, is_many
 from capillary_provider.operators._source import open_source
 from capillary_provider.operators._task import UploadTask
+from capillary_provider.wording import plural
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

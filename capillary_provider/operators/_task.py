@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
     from capillary_provider.coupon_file.encrypted import PgpKey
     from capillary_provider.hooks.capillary import CapillaryHook
-    from capillary_provider.jobs import FailurePolicy
     from capillary_provider.kinds import UploadKind
+    from capillary_provider.verdict import FailurePolicy
 
 
 class UploadTask(Protocol):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from capillary_provider.jobs import UploadJob, overall_status, summarize
+from capillary_provider.jobs import UploadJob
 from capillary_provider.operators._files import files_summary
+from capillary_provider.verdict import overall_status, summarize
 
 XCOM_JOB_ID = "job_id"
 XCOM_JOB_IDS = "job_ids"

@@ -13,8 +13,9 @@ from capillary_provider._compat import AirflowSensorTimeout, conf
 from capillary_provider.deferral import defer_wait
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, UploadJob, summarize
+from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, UploadKind, kind_named
+from capillary_provider.verdict import FailurePolicy, summarize
 from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
 if TYPE_CHECKING:
