@@ -87,21 +87,16 @@ class JobWatch:
 
     def timeout_message(self) -> str:
         """Why the wait timed out: every job id with its last known state (or that Capillary never listed it)."""
-        return timeout_message(self.coupon_series_id, self.job_ids, self.last_known)
-
-
-def timeout_message(coupon_series_id: str, job_ids: Sequence[int], jobs: Sequence[UploadJob]) -> str:
-    """Why a wait timed out: every job id with its last known state (or that Capillary never listed it)."""
-    by_id = {job.job_id: job for job in jobs}
-    states = "; ".join(
-        by_id[job_id].describe() if job_id in by_id else f"job {job_id} not listed by Capillary yet"
-        for job_id in job_ids
-    )
-    return (
-        f"Capillary upload {job_list(job_ids)} of coupon series {coupon_series_id} "
-        f"{'was' if len(job_ids) == 1 else 'were'} not finished before the timeout. Last known: {states}. "
-        "A retry of the task waits for the same jobs."
-    )
+        by_id = {job.job_id: job for job in self.last_known}
+        states = "; ".join(
+            by_id[job_id].describe() if job_id in by_id else f"job {job_id} not listed by Capillary yet"
+            for job_id in self.job_ids
+        )
+        return (
+            f"Capillary upload {job_list(self.job_ids)} of coupon series {self.coupon_series_id} "
+            f"{'was' if len(self.job_ids) == 1 else 'were'} not finished before the timeout. Last known: {states}. "
+            "A retry of the task waits for the same jobs."
+        )
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:

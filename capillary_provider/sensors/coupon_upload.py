@@ -92,7 +92,7 @@ class CouponUploadSensor(BaseSensorOperator):
             try:
                 return super().execute(context)
             except AirflowSensorTimeout as exc:
-                raise AirflowSensorTimeout(f"{exc} {self._timeout_message()}") from exc
+                raise AirflowSensorTimeout(f"{exc} {self._watch.timeout_message()}") from exc
         done = self.poke(context)
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
@@ -132,9 +132,6 @@ class CouponUploadSensor(BaseSensorOperator):
     def _judge(self, jobs: list[UploadJob]) -> dict[str, Any]:
         self.policy.check(jobs)
         return summarize(str(self.coupon_series_id), jobs)
-
-    def _timeout_message(self) -> str:
-        return self._watch.timeout_message()
 
 
 def _job_ids(value: Sequence[int] | int | str) -> list[int]:
