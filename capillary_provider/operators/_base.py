@@ -115,20 +115,21 @@ class BaseUploadOperator(BaseOperator):
         self.max_error_rows = max_error_rows
         self.max_error_ratio = max_error_ratio
         self.check_series = check_series
+        self.max_skipped_rows = max_skipped_rows
+        self.skip_if_no_files = skip_if_no_files
+        # The choices that are never templated, checked before they are stored.
         _params.check_choices(
             invalid_rows=invalid_rows, rejected_rows_to=rejected_rows_to, archive_mode=archive_mode, delimiter=delimiter
         )
         self.invalid_rows = invalid_rows
         self.rejected_rows_to = rejected_rows_to
-        self.max_skipped_rows = max_skipped_rows
-        self.skip_if_no_files = skip_if_no_files
         self.archive_to = archive_to
         self.archive_mode = archive_mode
-        self.has_header = has_header
         self.delimiter = delimiter
+        self._templates: dict[str, str] = {}
+        self.has_header = has_header
         self.spool_dir = spool_dir
         self.pgp_conn_id = pgp_conn_id
-        self._templates: dict[str, str] = {}
         self.last_summary: dict[str, Any] | None = None
         self.read_files: list[str] = []
         """The source files this run read (lineage's inputs): known once resolved."""
