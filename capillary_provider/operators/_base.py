@@ -4,7 +4,7 @@ Written once for every upload kind (:mod:`capillary_provider.kinds`). A kind's o
 with its own parameters and supplies two things: the row rules its CSV must follow, and the hook call
 that uploads one batch. Everything else (batches, names, exactly-once, XCom, the three ways of
 waiting, the verdict) is orchestrated here, top to bottom in ``execute``; each step is a module of its
-own (:mod:`._prepare`, :mod:`._exactly_once`, :mod:`capillary_provider.deferral` and
+own (:mod:`._prepare`, :mod:`._exactly_once`, :mod:`capillary_provider.job_waiter` and
 :mod:`capillary_provider.waiting`, :mod:`._finish`), so this module holds the order, not the steps.
 """
 
@@ -15,15 +15,15 @@ from datetime import timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, ObjectStoragePath
 
 from capillary_provider import assets, lineage
 from capillary_provider._compat import AirflowSkipException, conf
 from capillary_provider.coupon_file import DEFAULT_BATCH_SIZE, BatchReader, RowRules
 from capillary_provider.coupon_file.encrypted import PgpKey, key_from_connection
-from capillary_provider.deferral import defer_wait
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.job_waiter import JobWaiter
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import UploadKind
 from capillary_provider.operators import _params
@@ -45,14 +45,14 @@ from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
 from capillary_provider.operators._xcom import XCOM_FILES, push_jobs, source_files
-from capillary_provider.verdict import FailurePolicy, summarize
+from capillary_provider.verdict import summarize
 from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BaseUploadOperator(BaseOperator):
+class BaseUploadOperator(JobWaiter):
     """The orchestration shared by every upload kind; see the kinds' operators for the parameters.
 
     The parameters are those of :data:`~capillary_provider.operators._signature.SHARED_PARAMETERS`.
@@ -151,15 +151,6 @@ class BaseUploadOperator(BaseOperator):
         """The private key of encrypted sources, read (and masked) once per run; None without pgp_conn_id."""
         return key_from_connection(self.pgp_conn_id) if self.pgp_conn_id else None
 
-    @property
-    def policy(self) -> FailurePolicy:
-        """The verdict's thresholds, from ``max_error_rows`` and ``max_error_ratio``."""
-        return FailurePolicy(self.max_error_rows, self.max_error_ratio)
-
-    @cached_property
-    def hook(self) -> CapillaryHook:
-        return CapillaryHook(self.capillary_conn_id)
-
     @cached_property
     def _uploads(self) -> BatchUploads:
         return BatchUploads(self.hook, self.upload_kind, self.upload_batch, self.log)
@@ -252,11 +243,9 @@ class BaseUploadOperator(BaseOperator):
         if self.deferrable:
             jobs = check_once(listing, jobs, self.log)
             if not all(job.is_terminal for job in jobs):
-                defer_wait(
-                    self,
-                    capillary_conn_id=self.capillary_conn_id,
-                    coupon_series_id=series_id,
-                    job_ids=[job.job_id for job in jobs],
+                self.defer_wait(
+                    series_id,
+                    [job.job_id for job in jobs],
                     poll_interval=self.poll_interval,
                     timeout=self.timeout,
                     kind=self.upload_kind,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from capillary_provider._compat import AirflowSensorTimeout, conf
-from capillary_provider.deferral import defer_wait
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
+from capillary_provider.job_waiter import JobWaiter
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, UploadKind, kind_named
 from capillary_provider.verdict import FailurePolicy, summarize
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CouponUploadSensor(BaseSensorOperator):
+class CouponUploadSensor(JobWaiter, BaseSensorOperator):
     """Succeed when every given upload job is terminal and passes the failure policy.
 
     The verdict is the operator's: a job that ended ERRORED, or more rejected rows than the thresholds
@@ -75,14 +75,6 @@ class CouponUploadSensor(BaseSensorOperator):
     def kind(self) -> UploadKind:
         return kind_named(self.upload_kind)
 
-    @property
-    def policy(self) -> FailurePolicy:
-        return FailurePolicy(self.max_error_rows, self.max_error_ratio)
-
-    @cached_property
-    def hook(self) -> CapillaryHook:
-        return CapillaryHook(self.capillary_conn_id)
-
     @cached_property
     def _watch(self) -> JobWatch:
         return JobWatch(str(self.coupon_series_id), _job_ids(self.job_ids), self.log)
@@ -96,11 +88,9 @@ class CouponUploadSensor(BaseSensorOperator):
         done = self.poke(context)
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
-        defer_wait(
-            self,
-            capillary_conn_id=self.capillary_conn_id,
-            coupon_series_id=str(self.coupon_series_id),
-            job_ids=_job_ids(self.job_ids),
+        self.defer_wait(
+            str(self.coupon_series_id),
+            _job_ids(self.job_ids),
             poll_interval=float(self.poke_interval),
             timeout=self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout),
             kind=self.kind,
