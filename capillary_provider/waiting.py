@@ -19,8 +19,9 @@ from capillary_provider.exceptions import (
     CouponUploadFailed,
     CouponUploadTimeout,
 )
-from capillary_provider.jobs import JobChangeLog, UploadJob, job_list, select_jobs
+from capillary_provider.jobs import UploadJob, select_jobs
 from capillary_provider.kinds import COUPON, UploadKind
+from capillary_provider.wording import job_list
 
 EVENT_DONE = "done"
 """Every job is terminal; the verdict (FailurePolicy) is applied by the task, not by the trigger."""
@@ -29,6 +30,27 @@ EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
 """A poll failed in a way no retry can fix (refused credentials, a 4xx other than 401/429)."""
 EVENT_STATUSES = frozenset({EVENT_DONE, EVENT_TIMEOUT, EVENT_ERROR})
+
+
+class JobChangeLog:
+    """Logs each job once per change of state or counts, not once per poll.
+
+    :param log: the logger of the task or trigger that waits.
+    """
+
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self._log = log
+        self._seen: dict[int, tuple[str, int, int, int]] = {}
+
+    def update(self, jobs: Iterable[UploadJob]) -> None:
+        for job in jobs:
+            key = (job.status, job.actual_row_count, job.total_uploaded_count, job.error_count)
+            if self._seen.get(job.job_id) != key:
+                self._seen[job.job_id] = key
+                if job.status and not job.upload_kind.is_known(job.status):
+                    self._log.warning("Capillary reports an unknown status; treated as in progress: %s", job.describe())
+                else:
+                    self._log.info("Capillary upload %s", job.describe())
 
 
 class JobWatch:
@@ -65,21 +87,16 @@ class JobWatch:
 
     def timeout_message(self) -> str:
         """Why the wait timed out: every job id with its last known state (or that Capillary never listed it)."""
-        return timeout_message(self.coupon_series_id, self.job_ids, self.last_known)
-
-
-def timeout_message(coupon_series_id: str, job_ids: Sequence[int], jobs: Sequence[UploadJob]) -> str:
-    """Why a wait timed out: every job id with its last known state (or that Capillary never listed it)."""
-    by_id = {job.job_id: job for job in jobs}
-    states = "; ".join(
-        by_id[job_id].describe() if job_id in by_id else f"job {job_id} not listed by Capillary yet"
-        for job_id in job_ids
-    )
-    return (
-        f"Capillary upload {job_list(job_ids)} of coupon series {coupon_series_id} "
-        f"{'was' if len(job_ids) == 1 else 'were'} not finished before the timeout. Last known: {states}. "
-        "A retry of the task waits for the same jobs."
-    )
+        by_id = {job.job_id: job for job in self.last_known}
+        states = "; ".join(
+            by_id[job_id].describe() if job_id in by_id else f"job {job_id} not listed by Capillary yet"
+            for job_id in self.job_ids
+        )
+        return (
+            f"Capillary upload {job_list(self.job_ids)} of coupon series {self.coupon_series_id} "
+            f"{'was' if len(self.job_ids) == 1 else 'were'} not finished before the timeout. Last known: {states}. "
+            "A retry of the task waits for the same jobs."
+        )
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:
@@ -123,12 +140,17 @@ def decode_event(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> lis
         # The trigger only ends with an error for failures a retry cannot fix (see is_transient_poll_error).
         raise CouponUploadFailed(f"Waiting for Capillary failed: {event.get('message')}")
     try:
-        jobs = [UploadJob.from_dict(job, kind) for job in event.get("jobs") or []]
+        jobs = event_jobs(event, kind)
     except (TypeError, ValueError) as exc:
         raise CapillaryError(f"CouponUploadTrigger reported jobs this version cannot read: {event!r}") from exc
     if not jobs or not all(job.is_terminal for job in jobs):
         raise CapillaryError(f"CouponUploadTrigger reported done with jobs still in progress: {event!r}")
     return jobs
+
+
+def event_jobs(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> list[UploadJob]:
+    """The jobs a trigger event carries, as they were last seen (a timeout's event carries them too)."""
+    return [UploadJob.from_dict(job, kind) for job in (event or {}).get("jobs") or []]
 
 
 def check_once(list_jobs: Callable[[], Iterable[UploadJob]], jobs: list[UploadJob], log: Any) -> list[UploadJob]:

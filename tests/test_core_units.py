@@ -7,8 +7,9 @@ import pytest
 
 import capillary_provider.hooks._transport as transport
 from capillary_provider.hooks._transport import TokenCache
-from capillary_provider.jobs import FailurePolicy, UploadJob
+from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, kind_named
+from capillary_provider.verdict import FailurePolicy
 from capillary_provider.waiting import EVENT_DONE, decode_event, encode_event
 
 KEY = ("https://api", "key", "digest")

@@ -15,12 +15,13 @@ import pytest
 from capillary_provider import exceptions
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import UploadJob, summarize
+from capillary_provider.jobs import UploadJob
 from capillary_provider.operators import coupon_upload as operator_module
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.operators.redeemed_coupon_upload import RedeemedCouponUploadOperator
 from capillary_provider.sensors.coupon_upload import CouponUploadSensor
 from capillary_provider.triggers.coupon_upload import EVENT_STATUSES, CouponUploadTrigger
+from capillary_provider.verdict import summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -22,6 +22,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 import capillary_provider.hooks._answers as answers_module
 import capillary_provider.hooks._base as base_module
+import capillary_provider.hooks._form as form_module
 import capillary_provider.hooks._transport as transport_module
 import capillary_provider.hooks._upload_body as upload_body_module
 from capillary_provider.exceptions import (
@@ -1498,19 +1499,17 @@ def test_the_async_connection_read_is_the_one_later_calls_use(
         (512, 0, 0.0, "Upload progress: 512 B of 0 B (100.0%) at 0 B/s"),
     ],
 )
-def test_upload_progress_is_logged_as_sizes_percent_and_rate(
-    hook: CapillaryHook, sent: int, total: int, elapsed: float, line: str
-) -> None:
-    hook._log = RecordingLog()  # type: ignore[assignment]
-    hook._log_progress(sent, total, elapsed)
-    assert hook._log.lines == [("info", line)]  # type: ignore[attr-defined]
+def test_upload_progress_is_logged_as_sizes_percent_and_rate(sent: int, total: int, elapsed: float, line: str) -> None:
+    log = RecordingLog()
+    upload_body_module.log_progress(log, sent, total, elapsed)
+    assert log.lines == [("info", line)]
 
 
 def test_connection_type_info_is_the_capillary_entry_of_the_provider_info() -> None:
     from capillary_provider.get_provider_info import get_provider_info
 
     entries = [e for e in get_provider_info()["connection-types"] if e["connection-type"] == "capillary"]
-    assert [base_module._connection_type_info()] == entries
+    assert [form_module.connection_type_info()] == entries
 
 
 def test_connection_type_info_without_a_capillary_entry_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1519,7 +1518,7 @@ def test_connection_type_info_without_a_capillary_entry_fails_clearly(monkeypatc
         lambda: {"connection-types": [{"connection-type": "x"}]},
     )
     with pytest.raises(LookupError, match=r"^get_provider_info declares no 'capillary' connection type$"):
-        base_module._connection_type_info()
+        form_module.connection_type_info()
 
 
 def test_a_status_answer_that_is_never_json_quotes_it_and_names_the_call(

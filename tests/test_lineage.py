@@ -66,6 +66,17 @@ def test_a_single_source_gives_its_one_file(
     assert inputs_of(operator) == [("file", str(a))]
 
 
+def test_after_a_run_the_series_output_counts_the_rows_capillary_accepted(
+    capillary_conn: SandboxClient, tmp_path: Path, context: dict[str, Any]
+) -> None:
+    a, b = exports(tmp_path, ["a.csv", "b.csv"])
+    operator = make_operator([str(a), str(b)], SERIES)
+    summary = operator.execute(context)
+    [series] = operator.get_openlineage_facets_on_complete(None).outputs
+    assert summary["accepted_rows"] == 6
+    assert series.outputFacets["outputStatistics"].rowCount == 6
+
+
 def test_after_a_deferral_the_resumed_operator_names_the_files_the_first_one_read(
     capillary_conn: SandboxClient, tmp_path: Path, context: dict[str, Any]
 ) -> None:

@@ -23,7 +23,7 @@ from capillary_provider.kinds import REDEEMED_COUPON
 from capillary_provider.sandbox.dag_test import connection_json
 from capillary_provider.sandbox.testing import SandboxClient
 from capillary_provider.triggers.coupon_upload import EVENT_DONE, EVENT_ERROR, EVENT_TIMEOUT, CouponUploadTrigger
-from capillary_provider.waiting import timeout_message
+from capillary_provider.waiting import JobWatch
 from tests.conftest import mobile_rows
 from tests.faultkit import PollCounter
 from tests.recording_log import RecordingLog
@@ -357,10 +357,17 @@ def test_trigger_yields_done_once_every_job_is_terminal_and_not_before(subscribe
     ]
 
 
+def timeout_text(seen: list[UploadJob]) -> str:
+    """The timeout message of a wait for job 11 of :data:`SERIES` that last saw ``seen``."""
+    watch = JobWatch(str(SERIES), [11], RecordingLog())
+    watch.assess(seen)
+    return watch.timeout_message()
+
+
 def test_trigger_past_its_deadline_yields_timeout_without_waiting_for_an_answer(subscribed: Callable[..., Any]) -> None:
     subscribed()
     events = _events(unit_trigger([11], wait=-1.0))
-    assert events == [{"status": EVENT_TIMEOUT, "message": timeout_message(str(SERIES), [11], []), "jobs": []}]
+    assert events == [{"status": EVENT_TIMEOUT, "message": timeout_text([]), "jobs": []}]
 
 
 def test_trigger_times_out_at_the_deadline_with_the_last_known_states(subscribed: Callable[..., Any]) -> None:
@@ -369,9 +376,7 @@ def test_trigger_times_out_at_the_deadline_with_the_last_known_states(subscribed
     events = _events(unit_trigger([11], wait=0.3))
     assert time.monotonic() - started < BOUND_SECONDS
     job = listed(11, "STARTED")
-    assert events == [
-        {"status": EVENT_TIMEOUT, "message": timeout_message(str(SERIES), [11], [job]), "jobs": [job.to_dict()]}
-    ]
+    assert events == [{"status": EVENT_TIMEOUT, "message": timeout_text([job]), "jobs": [job.to_dict()]}]
 
 
 def test_trigger_ends_with_an_error_event_on_a_failure_no_retry_can_fix(subscribed: Callable[..., Any]) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import CapillaryError, CouponUploadFailed, CouponUploadTimeout
-from capillary_provider.jobs import FailurePolicy, UploadJob, overall_status
+from capillary_provider.jobs import UploadJob
+from capillary_provider.verdict import FailurePolicy, overall_status
 from capillary_provider.waiting import decode_event as jobs_from_event
 
 

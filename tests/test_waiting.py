@@ -14,17 +14,18 @@ from capillary_provider.exceptions import (
     CouponUploadFailed,
     CouponUploadTimeout,
 )
-from capillary_provider.jobs import JobChangeLog, UploadJob, summarize
+from capillary_provider.jobs import UploadJob
+from capillary_provider.verdict import summarize
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
     EVENT_TIMEOUT,
+    JobChangeLog,
     JobWatch,
     decode_event,
     encode_event,
     is_transient_poll_error,
     next_poll_delay,
-    timeout_message,
 )
 from tests.recording_log import RecordingLog
 
@@ -61,7 +62,7 @@ def test_timeout_message_names_every_job_with_its_last_state() -> None:
         "job 1 STARTED: 3 rows, 0 accepted, 0 rejected, error file s3://e; job 2 not listed by Capillary yet. "
         "A retry of the task waits for the same jobs."
     )
-    assert timeout_message("8", [5], []) == (
+    assert JobWatch(8, [5], logging.getLogger("test")).timeout_message() == (  # type: ignore[arg-type]
         "Capillary upload job 5 of coupon series 8 was not finished before the timeout. Last known: "
         "job 5 not listed by Capillary yet. A retry of the task waits for the same jobs."
     )

@@ -30,6 +30,7 @@ from capillary_provider.hooks._answers import (
     read_token,
 )
 from capillary_provider.hooks._extras import read_http_settings, read_timeout
+from capillary_provider.hooks._form import CONN_TYPE
 from capillary_provider.hooks._transport import (
     TOKENS,
     LargeBlockAdapter,
@@ -38,7 +39,6 @@ from capillary_provider.hooks._transport import (
     retrying,
     send,
 )
-from capillary_provider.hooks._upload_body import human_bytes
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -66,7 +66,7 @@ class CapillaryBaseHook(BaseHook):
 
     conn_name_attr = "capillary_conn_id"
     default_conn_name = "capillary_default"
-    conn_type = "capillary"
+    conn_type = CONN_TYPE
     hook_name = "Capillary"
 
     def __init__(
@@ -279,17 +279,6 @@ class CapillaryBaseHook(BaseHook):
         """True once :meth:`abort` was called."""
         return self._aborted.is_set()
 
-    def _log_progress(self, sent: int, total: int, elapsed: float) -> None:
-        rate = sent / elapsed if elapsed else 0.0
-        percent = 100.0 * sent / total if total else 100.0
-        self.log.info(
-            "Upload progress: %s of %s (%.1f%%) at %s/s",
-            human_bytes(sent),
-            human_bytes(total),
-            percent,
-            human_bytes(rate),
-        )
-
     # -- connection test --------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -300,13 +289,3 @@ class CapillaryBaseHook(BaseHook):
         except Exception as exc:
             return False, str(exc)
         return True, f"Capillary accepted the client key of connection {self.capillary_conn_id!r}."
-
-
-def _connection_type_info() -> dict[str, Any]:
-    """The ``capillary`` entry of the provider info: the one declaration of the connection form."""
-    from capillary_provider.get_provider_info import get_provider_info
-
-    for entry in get_provider_info()["connection-types"]:
-        if entry["connection-type"] == CapillaryBaseHook.conn_type:
-            return dict(entry)
-    raise LookupError(f"get_provider_info declares no {CapillaryBaseHook.conn_type!r} connection type")

@@ -7,12 +7,13 @@ here speaks HTTP, it only serves bytes to the multipart encoder and counts them.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
 
@@ -78,6 +79,15 @@ def human_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} GiB"
+
+
+def log_progress(log: logging.Logger | Any, sent: int, total: int, elapsed: float) -> None:
+    """Log one progress line of an upload (a :class:`ProgressReader`'s report): sizes, percent and rate."""
+    rate = sent / elapsed if elapsed else 0.0
+    percent = 100.0 * sent / total if total else 100.0
+    log.info(
+        "Upload progress: %s of %s (%.1f%%) at %s/s", human_bytes(sent), human_bytes(total), percent, human_bytes(rate)
+    )
 
 
 @contextmanager

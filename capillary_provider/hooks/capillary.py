@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import requests
@@ -28,14 +29,17 @@ from capillary_provider.exceptions import (
     CouponUploadAborted,
 )
 from capillary_provider.hooks._answers import raise_for_status
-from capillary_provider.hooks._base import (
-    TOKEN_HEADER,
-    CapillaryBaseHook,
-    _connection_type_info,
-)
+from capillary_provider.hooks._base import TOKEN_HEADER, CapillaryBaseHook
+from capillary_provider.hooks._form import connection_form_widgets, ui_field_behaviour
 from capillary_provider.hooks._outcome import safe_upload_retry, upload_failure
 from capillary_provider.hooks._transport import UPLOAD_BLOCK_SIZE, request_id
-from capillary_provider.hooks._upload_body import ProgressReader, UploadSource, human_bytes, open_source
+from capillary_provider.hooks._upload_body import (
+    ProgressReader,
+    UploadSource,
+    human_bytes,
+    log_progress,
+    open_source,
+)
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
@@ -53,38 +57,17 @@ class CapillaryHook(CapillaryBaseHook):
     extras, and the constructor's parameters. Nothing is read from the connection until the first call.
     """
 
-    # -- connection form (Airflow 3.1) -------------------------------------------------------------
-    # Airflow 3.2+ reads the form from get_provider_info (``ui-field-behaviour``, ``conn-fields``) and
-    # never calls these two methods when the provider info declares the form, so they raise no
-    # deprecation warning there. Airflow 3.1 only knows these methods, and reads them only from the class of the
-    # connection type itself (not from a base class); both derive from the provider info.
+    # -- connection form (Airflow 3.1 reads it from the connection type's own class; see :mod:`._form`) --
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden fields, labels and placeholders of the connection form, for Airflow 3.1."""
-        behaviour = _connection_type_info()["ui-field-behaviour"]
-        return {
-            "hidden_fields": list(behaviour["hidden-fields"]),
-            "relabeling": dict(behaviour["relabeling"]),
-            "placeholders": dict(behaviour["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form (``coupon_host``), for Airflow 3.1.
-
-        Airflow 3.1's API server replaces these UI packages with stand-ins when they are not installed.
-        """
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        return {
-            name: StringField(
-                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field.get("description", "")
-            )
-            for name, field in _connection_type_info()["conn-fields"].items()
-        }
+        """Extra fields of the connection form (``coupon_host``), for Airflow 3.1."""
+        return connection_form_widgets()
 
     # -- upload jobs ------------------------------------------------------------------------------
 
@@ -231,7 +214,7 @@ class CapillaryHook(CapillaryBaseHook):
             def post(token: str) -> requests.Response:
                 # A fresh encoder, and the file rewound, for every attempt: an encoder is read only once.
                 handle.seek(start)
-                part = ProgressReader(handle, length, self._log_progress, self._aborted)
+                part = ProgressReader(handle, length, partial(log_progress, self.log), self._aborted)
                 encoder = MultipartEncoder(fields={**fields, "file": (file_name, part, "text/csv")})
                 headers = {"Content-Type": encoder.content_type, TOKEN_HEADER: token}
                 return self._request("POST", url, data=encoder, headers=headers)

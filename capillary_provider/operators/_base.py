@@ -3,66 +3,56 @@
 Written once for every upload kind (:mod:`capillary_provider.kinds`). A kind's operator subclasses it
 with its own parameters and supplies two things: the row rules its CSV must follow, and the hook call
 that uploads one batch. Everything else (batches, names, exactly-once, XCom, the three ways of
-waiting, the verdict) is here.
+waiting, the verdict) is orchestrated here, top to bottom in ``execute``; each step is a module of its
+own (:mod:`._prepare`, :mod:`._exactly_once`, :mod:`capillary_provider.job_waiter` and
+:mod:`capillary_provider.waiting`, :mod:`._finish`), so this module holds the order, not the steps.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, ObjectStoragePath
 
-from capillary_provider import assets, lineage, metrics
+from capillary_provider import assets, lineage
 from capillary_provider._compat import AirflowSkipException, conf
-from capillary_provider.coupon_file import (
-    DEFAULT_BATCH_SIZE,
-    BatchReader,
-    RowRules,
-    scan_file,
-)
+from capillary_provider.coupon_file import DEFAULT_BATCH_SIZE, BatchReader, RowRules
 from capillary_provider.coupon_file.encrypted import PgpKey, key_from_connection
-from capillary_provider.coupon_file.first_row import check_first_row
-from capillary_provider.coupon_file.normalize import delimiter_of
-from capillary_provider.exceptions import (
-    CapillaryConfigError,
-    CouponUploadFailed,
-    CouponUploadTimeout,
-)
+from capillary_provider.exceptions import CapillaryConfigError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, UploadJob, plural, summarize
+from capillary_provider.job_waiter import JobWaiter
+from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import UploadKind
 from capillary_provider.operators import _params
 from capillary_provider.operators._exactly_once import BatchUploads
 from capillary_provider.operators._files import (
     NoFiles,
     PreparedFile,
-    archive,
     batch_file_name,
     display_name,
     dry_run_summary,
     files_summary,
-    is_many,
     literal_sources,
     recorded_files,
     resolve_sources,
 )
+from capillary_provider.operators._finish import finish, record_summary
+from capillary_provider.operators._prepare import prepare_file
 from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
-from capillary_provider.operators._source import open_source
 from capillary_provider.operators._storage import storage_path
-from capillary_provider.operators._xcom import XCOM_FILES, XCOM_STATUS, XCOM_SUMMARY, push_jobs, source_files
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
-from capillary_provider.waiting import JobWatch, check_once, decode_event, wait_in_worker
+from capillary_provider.operators._xcom import XCOM_FILES, push_jobs, source_files
+from capillary_provider.verdict import summarize
+from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BaseUploadOperator(BaseOperator):
+class BaseUploadOperator(JobWaiter):
     """The orchestration shared by every upload kind; see the kinds' operators for the parameters.
 
     The parameters are those of :data:`~capillary_provider.operators._signature.SHARED_PARAMETERS`.
@@ -125,27 +115,21 @@ class BaseUploadOperator(BaseOperator):
         self.max_error_rows = max_error_rows
         self.max_error_ratio = max_error_ratio
         self.check_series = check_series
-        if invalid_rows not in ("fail", "skip"):
-            raise CapillaryConfigError(f'invalid_rows must be "fail" or "skip", not {invalid_rows!r}')
-        if invalid_rows == "skip" and not rejected_rows_to:
-            raise CapillaryConfigError('invalid_rows="skip" needs rejected_rows_to: skipped rows are never dropped')
-        self.invalid_rows = invalid_rows
-        self.rejected_rows_to = rejected_rows_to
         self.max_skipped_rows = max_skipped_rows
         self.skip_if_no_files = skip_if_no_files
-        if archive_mode not in ("move", "copy"):
-            raise CapillaryConfigError(f'archive_mode must be "move" or "copy", not {archive_mode!r}')
+        # The choices that are never templated, checked before they are stored.
+        _params.check_choices(
+            invalid_rows=invalid_rows, rejected_rows_to=rejected_rows_to, archive_mode=archive_mode, delimiter=delimiter
+        )
+        self.invalid_rows = invalid_rows
+        self.rejected_rows_to = rejected_rows_to
         self.archive_to = archive_to
         self.archive_mode = archive_mode
-        try:
-            delimiter_of(delimiter)
-        except ValueError as exc:
-            raise CapillaryConfigError(str(exc)) from None
-        self.has_header = has_header
         self.delimiter = delimiter
+        self._templates: dict[str, str] = {}
+        self.has_header = has_header
         self.spool_dir = spool_dir
         self.pgp_conn_id = pgp_conn_id
-        self._templates: dict[str, str] = {}
         self.last_summary: dict[str, Any] | None = None
         self.read_files: list[str] = []
         """The source files this run read (lineage's inputs): known once resolved."""
@@ -154,43 +138,18 @@ class BaseUploadOperator(BaseOperator):
 
     def parameter_checks(self) -> dict[str, _params.Check]:
         """Each checked parameter's check (:mod:`~capillary_provider.operators._params`); kinds add theirs."""
-        return {
-            "coupon_series_id": _params.series_id,
-            "batch_size": _params.batch_size,
-            "poll_interval": _params.seconds,
-            "timeout": _params.seconds,
-            "max_error_rows": _params.optional_count,
-            "max_error_ratio": _params.ratio,
-            "max_skipped_rows": _params.optional_count,
-            "has_header": _params.optional_bool,
-            **{name: _params.flag for name in ("validate", "wait_for_completion", "deferrable", "check_series")},
-        }
+        return dict(_params.SHARED_CHECKS)
 
     def check_parameters(self, *, rendered: bool) -> None:
         """Check and normalize the parameters: literals at parse time (a template's text is remembered),
         all of them once rendered, naming the template a wrong value came from. Kinds call it at the end
         of ``__init__``; ``execute`` and ``execute_complete`` once rendered."""
-        for name, check in self.parameter_checks().items():
-            value = getattr(self, name)
-            if not rendered and name in self.template_fields and _params.is_deferred(value):
-                if isinstance(value, str):
-                    self._templates[name] = value
-                continue
-            setattr(self, name, _params.checked(name, value, check, self._templates.get(name)))
+        _params.check_all(self, self.parameter_checks(), rendered=rendered, templates=self._templates)
 
     @cached_property
     def _pgp_key(self) -> PgpKey | None:
         """The private key of encrypted sources, read (and masked) once per run; None without pgp_conn_id."""
         return key_from_connection(self.pgp_conn_id) if self.pgp_conn_id else None
-
-    @property
-    def policy(self) -> FailurePolicy:
-        """The verdict's thresholds, from ``max_error_rows`` and ``max_error_ratio``."""
-        return FailurePolicy(self.max_error_rows, self.max_error_ratio)
-
-    @cached_property
-    def hook(self) -> CapillaryHook:
-        return CapillaryHook(self.capillary_conn_id)
 
     @cached_property
     def _uploads(self) -> BatchUploads:
@@ -217,6 +176,7 @@ class BaseUploadOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Validate every file, upload each batch exactly once, wait (in the worker or deferred), give the verdict."""
         self.check_parameters(rendered=True)
         series_id = str(self.coupon_series_id)
         rules = self.row_rules()
@@ -226,56 +186,35 @@ class BaseUploadOperator(BaseOperator):
             paths = self._source_paths()
             self.read_files = [display_name(path) for path in paths]
             for path in paths:
-                files.append(self._prepare(context, path, rules))
+                files.append(prepare_file(self, context, path, rules))
             if self.dry_run_only:
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
                 return dry_run_summary(series_id, files)
             context["ti"].xcom_push(key=XCOM_FILES, value=[prepared.record() for prepared in files])
             first_upload_check = partial(check_series, self.hook, series_id, self.log) if self.check_series else None
             jobs = self._uploads.run(
-                series_id, files, lambda accepted: self._push(context, accepted), before_first_upload=first_upload_check
+                series_id, files, partial(push_jobs, context["ti"]), before_first_upload=first_upload_check
             )
         finally:
             for prepared in files:
                 prepared.close()
         if not self.wait_for_completion:
             return {**summarize(series_id, jobs), **files_summary([f.record() for f in files], jobs)}
-        if self.deferrable:
-            jobs = check_once(partial(self.hook.get_upload_jobs, series_id, self.upload_kind), jobs, self.log)
-            if not all(job.is_terminal for job in jobs):
-                self.defer(
-                    trigger=CouponUploadTrigger(
-                        capillary_conn_id=self.capillary_conn_id,
-                        coupon_series_id=series_id,
-                        job_ids=[job.job_id for job in jobs],
-                        poll_interval=self.poll_interval,
-                        end_time=time.time() + self.timeout,
-                        upload_kind=self.upload_kind.name,
-                    ),
-                    method_name="execute_complete",
-                )
-        else:
-            watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
-            listing = partial(self.hook.get_upload_jobs, series_id, self.upload_kind)
-            done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
-            if done is None:
-                self._push_summary(context, series_id, watch.last_known or jobs, watch.timeout_message())
-                raise CouponUploadTimeout(watch.timeout_message())
-            jobs = done
-        return self._finish(context, series_id, jobs)
+        jobs = self._wait(context, series_id, jobs)
+        return finish(self, context, series_id, jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a wait in the worker."""
         self.check_parameters(rendered=True)
         series_id = str(self.coupon_series_id)
-        self.read_files = recorded_files(self.source, self._source_files(context))
+        self.read_files = recorded_files(self.source, source_files(context["ti"]))
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
-            last = [UploadJob.from_dict(job, self.upload_kind) for job in (event or {}).get("jobs") or []]
-            self._push_summary(context, series_id, last, str((event or {}).get("message")))
+            last = event_jobs(event, self.upload_kind)
+            record_summary(self, context, series_id, last, str((event or {}).get("message")))
             raise
-        return self._finish(context, series_id, jobs)
+        return finish(self, context, series_id, jobs)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
@@ -297,96 +236,29 @@ class BaseUploadOperator(BaseOperator):
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _prepare(self, context: Context, path: ObjectStoragePath, rules: RowRules) -> PreparedFile:
-        """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
-        many = is_many(self.source)
-        name = display_name(path) if many else str(self.source)
-        source = open_source(
-            path,
-            name,
-            columns=self.upload_columns(),
-            has_header=self.has_header,
-            delimiter=self.delimiter,
-            header_for=self.generated_header,
-            skip_invalid=self.invalid_rows == "skip",
-            spool_dir=self.spool_dir,
-            pgp_key=lambda: self._pgp_key,
-        )
-        try:  # a file that fails its scan is closed here: its spool, copy or GnuPG home (key) go at once
-            with source.for_scan() as stream:
-                plan = scan_file(
-                    stream,
-                    name=name,
-                    rules=rules,
-                    batch_size=self.batch_size,
-                    validate=self.validate,
-                    skip_invalid=self.invalid_rows == "skip",
-                    row_offset=1 if self.has_header is False else 0,
+    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
+        """The jobs once terminal: deferred to the trigger after one check (resuming in ``execute_complete``),
+        or polled in the worker; a timeout in the worker pushes the summary of the last known states first."""
+        listing = partial(self.hook.get_upload_jobs, series_id, self.upload_kind)
+        if self.deferrable:
+            jobs = check_once(listing, jobs, self.log)
+            if not all(job.is_terminal for job in jobs):
+                self.defer_wait(
+                    series_id,
+                    [job.job_id for job in jobs],
+                    poll_interval=self.poll_interval,
+                    timeout=self.timeout,
+                    kind=self.upload_kind,
                 )
-            check_first_row(name, plan.header, rules, self.has_header, self.log)
-        except BaseException:
-            source.close()
-            raise
-        prepared = PreparedFile(name=name, key=name if many else None, source=source, plan=plan)
-        if plan.rejected:
-            target = self._storage_path(self.rejected_rows_to)
-            prepared.set_aside(
-                rules,
-                batch_size=self.batch_size,
-                max_skipped_rows=self.max_skipped_rows,
-                rejected_rows_to=target / path.name if many else target,
-                log=self.log,
-                spool_dir=self.spool_dir,
-            )
-        prepared.names = [self._file_name(context, batch.part, prepared.key) for batch in prepared.plan.batches]
-        done = prepared.plan  # without the rows set aside
-        counts = plural(done.rows, "row"), done.columns, plan.size, plural(len(done.batches), "batch", "batches")
-        self.log.info("%s: %s, %d columns, %d bytes -> %s of at most %d rows", name, *counts, self.batch_size)
-        return prepared
-
-    def _finish(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
-        """The verdict. The summary goes to XCom first, so an alert task can read it when the verdict fails."""
-        failure = self.policy.failure(jobs)
-        summary = self._push_summary(context, series_id, jobs, failure)
-        self.log.info(
-            "Capillary processed %s: %d rows, %d accepted, %d rejected",
-            plural(len(jobs), "job"),
-            summary["total_rows"],
-            summary["accepted_rows"],
-            summary["rejected_rows"],
-        )
-        metrics.verdict(self.upload_kind.name, summary["accepted_rows"], summary["rejected_rows"])
-        if failure is not None:
-            raise CouponUploadFailed(failure)
-        extra = assets.asset_event_extra(summary, self.upload_kind.name)
-        assets.record_asset_event(context, self.outlets, self.hook.coupon_url, series_id, extra)
-        if self.archive_to:
-            records = self._source_files(context)
-            summary["archived"] = archive(
-                [self._storage_path(record["source"]) for record in records],
-                self._storage_path(self.archive_to),
-                move=self.archive_mode == "move",
-                log=self.log,
-            )
-        return summary
+            return jobs
+        watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
+        done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
+        if done is None:
+            record_summary(self, context, series_id, watch.last_known or jobs, watch.timeout_message())
+            raise CouponUploadTimeout(watch.timeout_message())
+        return done
 
     # -- helpers ----------------------------------------------------------------------------------
-
-    def _push(self, context: Context, jobs: list[UploadJob]) -> None:
-        push_jobs(context["ti"], jobs)
-
-    def _push_summary(
-        self, context: Context, series_id: str, jobs: list[UploadJob], failure: str | None
-    ) -> dict[str, Any]:
-        """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) to XCom."""
-        records = self._source_files(context)
-        summary = self.last_summary = {**summarize(series_id, jobs, failure), **files_summary(records, jobs)}
-        context["ti"].xcom_push(key=XCOM_STATUS, value=summary["status"])
-        context["ti"].xcom_push(key=XCOM_SUMMARY, value=summary)
-        return summary
-
-    def _source_files(self, context: Context) -> list[dict[str, Any]]:
-        return source_files(context["ti"])
 
     def _source_paths(self) -> list[ObjectStoragePath]:
         """The files ``source`` names: one path, a glob pattern's matches, or a list."""

@@ -20,7 +20,8 @@ from airflow.sdk import ObjectStoragePath
 from capillary_provider.coupon_file import FilePlan, ReadOnce, RowRules
 from capillary_provider.coupon_file.rejects import SkippedRows
 from capillary_provider.exceptions import CapillaryError, CouponFileError
-from capillary_provider.jobs import UploadJob, plural
+from capillary_provider.jobs import UploadJob
+from capillary_provider.wording import plural
 
 _GLOB = re.compile(r"[*?\[]")
 

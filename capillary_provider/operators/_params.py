@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import XComArg
+from airflow.sdk import BaseOperator, XComArg
 
+from capillary_provider.coupon_file.normalize import delimiter_of
 from capillary_provider.exceptions import CapillaryConfigError
 from capillary_provider.identifiers import CouponIdentifier, IdentifierType
 
@@ -40,6 +41,32 @@ def checked(name: str, value: Any, check: Check, template: str | None = None) ->
         raise CapillaryConfigError(
             f'{name} rendered to {value!r} from template "{template}"; it {exc}. Fix the template or what it reads.'
         ) from None
+
+
+def check_all(task: BaseOperator, checks: Mapping[str, Check], *, rendered: bool, templates: dict[str, str]) -> None:
+    """Check and normalize ``task``'s parameters in place: literals at parse time (a template's text is kept in
+    ``templates``), all of them once rendered, naming the template a wrong value came from."""
+    for name, check in checks.items():
+        value = getattr(task, name)
+        if not rendered and name in task.template_fields and is_deferred(value):
+            if isinstance(value, str):
+                templates[name] = value
+            continue
+        setattr(task, name, checked(name, value, check, templates.get(name)))
+
+
+def check_choices(*, invalid_rows: str, rejected_rows_to: object, archive_mode: str, delimiter: str) -> None:
+    """The upload operators' choices, never templated, so checked as the operator is made."""
+    if invalid_rows not in ("fail", "skip"):
+        raise CapillaryConfigError(f'invalid_rows must be "fail" or "skip", not {invalid_rows!r}')
+    if invalid_rows == "skip" and not rejected_rows_to:
+        raise CapillaryConfigError('invalid_rows="skip" needs rejected_rows_to: skipped rows are never dropped')
+    if archive_mode not in ("move", "copy"):
+        raise CapillaryConfigError(f'archive_mode must be "move" or "copy", not {archive_mode!r}')
+    try:
+        delimiter_of(delimiter)
+    except ValueError as exc:
+        raise CapillaryConfigError(str(exc)) from None
 
 
 def _whole(value: Any, *, minimum: int, rule: str) -> int:
@@ -151,3 +178,17 @@ def flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be True or False")
     return value
+
+
+SHARED_CHECKS: dict[str, Check] = {
+    "coupon_series_id": series_id,
+    "batch_size": batch_size,
+    "poll_interval": seconds,
+    "timeout": seconds,
+    "max_error_rows": optional_count,
+    "max_error_ratio": ratio,
+    "max_skipped_rows": optional_count,
+    "has_header": optional_bool,
+    **{name: flag for name in ("validate", "wait_for_completion", "deferrable", "check_series")},
+}
+"""The check of each parameter every upload operator shares (kinds add theirs in ``parameter_checks()``)."""

@@ -1,4 +1,4 @@
-"""The task's XCom: the keys the operators push, and the two pushes and the pull ``execute`` shares.
+"""The task's XCom: the keys the operators push, and the pushes and the pull ``execute`` shares.
 
 Module functions over the task instance, so the operator (in the worker or resumed after a deferral) and
 anything else reading a run's XCom name the keys once.
@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from capillary_provider.jobs import UploadJob, overall_status
+from capillary_provider.jobs import UploadJob
+from capillary_provider.operators._files import files_summary
+from capillary_provider.verdict import overall_status, summarize
 
 XCOM_JOB_ID = "job_id"
 XCOM_JOB_IDS = "job_ids"
@@ -35,3 +37,12 @@ def source_files(ti: Any) -> list[dict[str, Any]]:
     map_index = ti.map_index if ti.map_index is not None else -1
     records: list[dict[str, Any]] = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_FILES, map_indexes=map_index) or []
     return records
+
+
+def push_summary(ti: Any, series_id: str, jobs: Sequence[UploadJob], failure: str | None) -> dict[str, Any]:
+    """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) and return the summary:
+    the jobs' summary with the files of :data:`XCOM_FILES` (pushed by this task instance before it waited)."""
+    summary = {**summarize(series_id, jobs, failure), **files_summary(source_files(ti), jobs)}
+    ti.xcom_push(key=XCOM_STATUS, value=summary["status"])
+    ti.xcom_push(key=XCOM_SUMMARY, value=summary)
+    return summary

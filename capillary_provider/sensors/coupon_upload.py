@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -13,16 +12,17 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from capillary_provider._compat import AirflowSensorTimeout, conf
 from capillary_provider.exceptions import CapillaryConfigError, CouponUploadTimeout
 from capillary_provider.hooks.capillary import CapillaryHook
-from capillary_provider.jobs import FailurePolicy, UploadJob, summarize
+from capillary_provider.job_waiter import JobWaiter
+from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, UploadKind, kind_named
-from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
+from capillary_provider.verdict import FailurePolicy, summarize
 from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CouponUploadSensor(BaseSensorOperator):
+class CouponUploadSensor(JobWaiter, BaseSensorOperator):
     """Succeed when every given upload job is terminal and passes the failure policy.
 
     The verdict is the operator's: a job that ended ERRORED, or more rejected rows than the thresholds
@@ -75,14 +75,6 @@ class CouponUploadSensor(BaseSensorOperator):
     def kind(self) -> UploadKind:
         return kind_named(self.upload_kind)
 
-    @property
-    def policy(self) -> FailurePolicy:
-        return FailurePolicy(self.max_error_rows, self.max_error_ratio)
-
-    @cached_property
-    def hook(self) -> CapillaryHook:
-        return CapillaryHook(self.capillary_conn_id)
-
     @cached_property
     def _watch(self) -> JobWatch:
         return JobWatch(str(self.coupon_series_id), _job_ids(self.job_ids), self.log)
@@ -92,21 +84,16 @@ class CouponUploadSensor(BaseSensorOperator):
             try:
                 return super().execute(context)
             except AirflowSensorTimeout as exc:
-                raise AirflowSensorTimeout(f"{exc} {self._timeout_message()}") from exc
+                raise AirflowSensorTimeout(f"{exc} {self._watch.timeout_message()}") from exc
         done = self.poke(context)
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
-        self.defer(
-            trigger=CouponUploadTrigger(
-                capillary_conn_id=self.capillary_conn_id,
-                coupon_series_id=str(self.coupon_series_id),
-                job_ids=_job_ids(self.job_ids),
-                poll_interval=float(self.poke_interval),
-                end_time=time.time() + timeout,
-                upload_kind=self.kind.name,
-            ),
-            method_name="execute_complete",
+        self.defer_wait(
+            str(self.coupon_series_id),
+            _job_ids(self.job_ids),
+            poll_interval=float(self.poke_interval),
+            timeout=self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout),
+            kind=self.kind,
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -135,9 +122,6 @@ class CouponUploadSensor(BaseSensorOperator):
     def _judge(self, jobs: list[UploadJob]) -> dict[str, Any]:
         self.policy.check(jobs)
         return summarize(str(self.coupon_series_id), jobs)
-
-    def _timeout_message(self) -> str:
-        return self._watch.timeout_message()
 
 
 def _job_ids(value: Sequence[int] | int | str) -> list[int]:

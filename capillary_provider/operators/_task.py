@@ -1,0 +1,50 @@
+"""What the steps of an upload run read of their task: :class:`UploadTask`, the operator seen from its steps.
+
+The steps (:mod:`._prepare`, :mod:`._finish`) are plain functions of the task, so that
+:class:`~capillary_provider.operators._base.BaseUploadOperator`'s ``execute`` reads as the list of its steps.
+They take the operator through this protocol rather than importing it, so no step imports the operator back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from capillary_provider.coupon_file.encrypted import PgpKey
+    from capillary_provider.hooks.capillary import CapillaryHook
+    from capillary_provider.kinds import UploadKind
+    from capillary_provider.verdict import FailurePolicy
+
+
+class UploadTask(Protocol):
+    """The operator's parameters and helpers its steps read, and ``last_summary``, which they write."""
+
+    upload_kind: ClassVar[UploadKind]
+    source: Any
+    has_header: bool | None
+    delimiter: str
+    invalid_rows: Literal["fail", "skip"]
+    spool_dir: str | None
+    batch_size: int
+    validate: bool
+    max_skipped_rows: int | None
+    rejected_rows_to: str | ObjectStoragePath | None
+    archive_to: str | ObjectStoragePath | None
+    archive_mode: Literal["move", "copy"]
+    outlets: list[Any]
+    last_summary: dict[str, Any] | None
+
+    @property
+    def log(self) -> Any: ...
+    @property
+    def hook(self) -> CapillaryHook: ...
+    @property
+    def policy(self) -> FailurePolicy: ...
+    @property
+    def _pgp_key(self) -> PgpKey | None: ...
+    def upload_columns(self) -> list[int] | None: ...
+    def generated_header(self, columns: int) -> list[str]: ...
+    def _storage_path(self, location: Any) -> ObjectStoragePath: ...
+    def _file_name(self, context: Context, part: int, source_key: str | None = None) -> str: ...
