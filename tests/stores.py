@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -119,6 +120,9 @@ def sftp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     asyncssh's server (the SSH library the SFTP provider's ``sshfs`` filesystem uses as a client too), in a
     thread with its own event loop, with password authentication, as a partner's server would ask."""
     root = tmp_path_factory.mktemp("sftp-root")
+    # asyncssh logs each disconnect at INFO, also from the filesystem cache's close at interpreter exit, after
+    # pytest has closed the streams it captured: "--- Logging error ---" tracebacks that hide the summary.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
