@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from capillary_provider.operators import _base
+from capillary_provider.operators import _prepare
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 
 PASSPHRASE = "correct horse battery staple"
@@ -80,8 +80,8 @@ def files_seen_during_upload(
     def look() -> None:
         seen.extend(path.read_bytes() for path in folder.rglob("*") if path.is_file())
 
-    scan_file = _base.scan_file
-    monkeypatch.setattr(_base, "scan_file", lambda *args, **kwargs: (scan_file(*args, **kwargs), look())[0])
+    scan_file = _prepare.scan_file
+    monkeypatch.setattr(_prepare, "scan_file", lambda *args, **kwargs: (scan_file(*args, **kwargs), look())[0])
     upload = operator.upload_batch
     operator.upload_batch = lambda *args, **kwargs: (look(), upload(*args, **kwargs))[1]  # type: ignore[method-assign]
     return seen
