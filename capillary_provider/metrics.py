@@ -28,8 +28,6 @@ STATUS_CALLS = "capillary.status.polls"
 THROTTLED = "capillary.api.throttled"
 """Counter: answers with HTTP 429 (Capillary's rate limit), on any endpoint."""
 
-NAMES = (ROWS_SENT, BYTES_SENT, UPLOAD_SECONDS, ROWS_ACCEPTED, ROWS_REJECTED, STATUS_CALLS, THROTTLED)
-
 log = logging.getLogger(__name__)
 
 
@@ -64,4 +62,4 @@ def verdict(upload_kind: str, accepted: int, rejected: int) -> None:
     count(ROWS_REJECTED, rejected, upload_kind)
 
 
-__all__ = ["NAMES", "batch_uploaded", "count", "timing", "verdict"]
+__all__ = ["batch_uploaded", "count", "timing", "verdict"]

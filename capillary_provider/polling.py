@@ -124,7 +124,6 @@ class SeriesPoller:
     def __init__(self, registry: _Registry, key: tuple[str, str, str, int], kind: UploadKind) -> None:
         self.registry, self.key, self.kind = registry, key, kind
         self.subscriptions: set[Subscription] = set()
-        self.calls = 0
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -143,7 +142,6 @@ class SeriesPoller:
                 error: BaseException | None = None
                 after: float | None = None
                 try:
-                    self.calls += 1
                     jobs = await hook.aget_upload_jobs(series_id, self.kind)
                 except Exception as exc:
                     error = exc

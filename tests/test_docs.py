@@ -20,8 +20,9 @@ from capillary_provider.operators import coupon_upload as operator_module
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.operators.redeemed_coupon_upload import RedeemedCouponUploadOperator
 from capillary_provider.sensors.coupon_upload import CouponUploadSensor
-from capillary_provider.triggers.coupon_upload import EVENT_STATUSES, CouponUploadTrigger
+from capillary_provider.triggers.coupon_upload import CouponUploadTrigger
 from capillary_provider.verdict import summarize
+from capillary_provider.waiting import EVENT_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

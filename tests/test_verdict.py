@@ -1,4 +1,4 @@
-"""The one verdict: FailurePolicy over finished jobs, overall_status, and trigger events (jobs_from_event)."""
+"""The one verdict: FailurePolicy over finished jobs, overall_status, and trigger events (decode_event)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from capillary_provider._compat import AirflowFailException
 from capillary_provider.exceptions import CapillaryError, CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.jobs import UploadJob
 from capillary_provider.verdict import FailurePolicy, overall_status
-from capillary_provider.waiting import decode_event as jobs_from_event
+from capillary_provider.waiting import decode_event
 
 
 def job(
@@ -140,7 +140,7 @@ def test_unknown_status_is_in_progress_never_success() -> None:
     assert not job(status="SOMETHING_NEW").is_terminal
 
 
-# -- jobs_from_event ------------------------------------------------------------------------------------
+# -- decode_event ------------------------------------------------------------------------------------
 
 
 def done_event(*jobs: UploadJob) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def done_event(*jobs: UploadJob) -> dict[str, Any]:
 def test_jobs_from_event_returns_the_jobs_of_a_done_event() -> None:
     jobs = [job(1), job(2, rejected=3, error_file="errors/2.csv")]
 
-    assert jobs_from_event(done_event(*jobs)) == jobs
+    assert decode_event(done_event(*jobs)) == jobs
 
 
 @pytest.mark.parametrize(
@@ -160,32 +160,32 @@ def test_jobs_from_event_returns_the_jobs_of_a_done_event() -> None:
 )
 def test_jobs_from_event_fails_loudly_on_a_missing_or_unknown_status(event: Any) -> None:
     with pytest.raises(CapillaryError, match="Unexpected event"):
-        jobs_from_event(event)
+        decode_event(event)
 
 
 def test_jobs_from_event_timeout_raises_a_retryable_timeout_with_the_trigger_message() -> None:
     event = {"status": "timeout", "message": "jobs 1 not finished. Last known: job 1 STARTED", "jobs": []}
 
     with pytest.raises(CouponUploadTimeout, match="Last known: job 1 STARTED") as failure:
-        jobs_from_event(event)
+        decode_event(event)
     assert not isinstance(failure.value, AirflowFailException)
 
 
 def test_jobs_from_event_error_fails_without_retry() -> None:
     with pytest.raises(CouponUploadFailed, match="HTTP 403"):
-        jobs_from_event({"status": "error", "message": "forbidden (HTTP 403)", "jobs": []})
+        decode_event({"status": "error", "message": "forbidden (HTTP 403)", "jobs": []})
 
 
 def test_jobs_from_event_refuses_done_with_a_job_in_progress() -> None:
     with pytest.raises(CapillaryError, match="still in progress"):
-        jobs_from_event(done_event(job(1), job(2, status="COMMITED")))
+        decode_event(done_event(job(1), job(2, status="COMMITED")))
 
 
 def test_jobs_from_event_refuses_done_without_jobs() -> None:
     with pytest.raises(CapillaryError, match="still in progress"):
-        jobs_from_event(done_event())
+        decode_event(done_event())
 
 
 def test_jobs_from_event_refuses_jobs_it_cannot_read() -> None:
     with pytest.raises(CapillaryError, match="cannot read"):
-        jobs_from_event({"status": "done", "jobs": [{"job_id": 1, "status": "FINISHED", "surprise": 1}]})
+        decode_event({"status": "done", "jobs": [{"job_id": 1, "status": "FINISHED", "surprise": 1}]})

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, BinaryIO
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.reading import DECODING_ERRORS, read_chunk, storage_error
+from capillary_provider.coupon_file.reading import DECODING_ERRORS, PositionedReader, read_chunk, storage_error
 
 if TYPE_CHECKING:
     from capillary_provider.coupon_file.scan import Batch
 
 
-class BatchReader:
+class BatchReader(PositionedReader):
     """A read-only binary file object over ``header + stream[batch.start:batch.end]``.
 
     It gives the multipart encoder a sized, rewindable body without copying the batch: ``len()`` (and
@@ -32,15 +32,6 @@ class BatchReader:
 
     def __len__(self) -> int:
         return self.len
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self._pos, 2: self.len}[whence]

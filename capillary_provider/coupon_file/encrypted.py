@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.reading import PositionedReader
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg")
@@ -167,7 +168,7 @@ def decryption_error(name: str, home: GnupgHome, status: str) -> CouponFileError
     return fail(name, "cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent.")
 
 
-class DecryptedStream:
+class DecryptedStream(PositionedReader):
     """The clear text of a local encrypted file, read from ``gpg``'s output and never stored.
 
     Seekable as :class:`gzip.GzipFile` is: forward by reading on, backward by decrypting again from the
@@ -193,15 +194,6 @@ class DecryptedStream:
             assert self._process.stdout is not None
             self._process.stdout.close()
             self._process = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` clear bytes; at the end, fail unless ``gpg`` decrypted the whole file."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 __all__ = ["BlockSpec", "suspect_lines", "valid_block_lines"]
 
-_DIGITS = b"0123456789"
 _WHITESPACE = (b" ", b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 """ASCII bytes that ``str.strip`` and ``\\s`` treat as whitespace (besides line endings)."""
 #: Deleting everything but commas and line endings leaves the "shape" of a block: ``,\n,\n...``.

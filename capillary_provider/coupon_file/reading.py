@@ -21,6 +21,21 @@ DECODING_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 """What decompressing a truncated or corrupt ``.gz`` source raises: a fault of the file."""
 
 
+class PositionedReader:
+    """File-object basics of the upload bodies: readable, seekable, at the position ``_pos`` each keeps."""
+
+    _pos: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+
 def read_chunk(stream: BinaryIO, size: int, name: str) -> bytes:
     """Read from the source. A decoding failure is a corrupt file (:class:`CouponFileError`, not retried);
     any other ``OSError`` is the storage's or the network's (:class:`CouponSourceReadError`, retried)."""

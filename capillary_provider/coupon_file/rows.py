@@ -243,21 +243,14 @@ class RedeemedRows:
     def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
         date_col = self.headers[DATE_KEY]
         date = fields[date_col].strip()
-        if not date.isdigit():
-            problems.add(
-                "date",
-                f"a redemption date that is not epoch milliseconds in {column(date_col)}",
-                "Give redeemedDateInMillis as epoch milliseconds, e.g. 1764547200000.",
-                row,
-            )
-        elif len(date) <= 10:
+        if date.isdigit() and len(date) <= 10:
             problems.add(
                 "seconds",
                 f"a redemption date that looks like seconds, not milliseconds, in {column(date_col)}",
                 "Multiply epoch seconds by 1000: redeemedDateInMillis is in milliseconds.",
                 row,
             )
-        elif not _MILLIS.fullmatch(date):
+        elif not _MILLIS.fullmatch(date):  # matches digits only: also the check for text that is not a number
             problems.add(
                 "date",
                 f"a redemption date that is not epoch milliseconds in {column(date_col)}",

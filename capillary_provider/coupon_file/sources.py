@@ -126,7 +126,7 @@ class ReadOnce:
         self.spooled = remote or (not self.encrypted and str(path).lower().endswith(".gz"))
         self._spool_dir = spool_dir
         self._spool: Any = None
-        self._pgp, self._home = pgp, None if pgp is None else GnupgHome(pgp, spool_dir)
+        self._home = None if pgp is None else GnupgHome(pgp, spool_dir)
 
     @contextmanager
     def for_scan(self) -> Iterator[BinaryIO]:

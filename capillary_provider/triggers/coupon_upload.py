@@ -19,14 +19,13 @@ from capillary_provider.polling import subscribe
 from capillary_provider.waiting import (
     EVENT_DONE,
     EVENT_ERROR,
-    EVENT_STATUSES,
     EVENT_TIMEOUT,
     JobWatch,
     encode_event,
     next_poll_delay,
 )
 
-__all__ = ["EVENT_DONE", "EVENT_ERROR", "EVENT_STATUSES", "EVENT_TIMEOUT", "CouponUploadTrigger"]
+__all__ = ["EVENT_DONE", "EVENT_ERROR", "EVENT_TIMEOUT", "CouponUploadTrigger"]
 
 
 class CouponUploadTrigger(BaseTrigger):
