@@ -16,7 +16,7 @@ import re
 import pytest
 
 from capillary_provider.coupon_file import CouponRows, scan_file
-from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
+from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import IdentifierType
 
@@ -231,3 +231,9 @@ def test_fast_path_never_accepts_a_code_of_only_whitespace(space: str) -> None:
 def test_fast_path_leaves_a_nul_byte_to_the_row_check() -> None:
     # csv reads a NUL as any other character; the row check refuses it ("row 2 contains NUL bytes").
     assert valid_block_lines(b"C1,12345678\nC\x002,12345678\n", MOBILE_CODE_FIRST) is None
+
+
+def test_suspect_lines_include_a_line_whose_code_is_only_a_space() -> None:
+    blk = b"C1,12345678\n ,12345678\n"
+    assert not reference_valid(blk.decode(), MOBILE_CODE_FIRST)
+    assert (12, 23) in suspect_lines(blk, MOBILE_CODE_FIRST)
