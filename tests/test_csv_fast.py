@@ -237,3 +237,10 @@ def test_suspect_lines_include_a_line_whose_code_is_only_a_space() -> None:
     blk = b"C1,12345678\n ,12345678\n"
     assert not reference_valid(blk.decode(), MOBILE_CODE_FIRST)
     assert (12, 23) in suspect_lines(blk, MOBILE_CODE_FIRST)
+
+
+def test_suspect_lines_include_a_line_with_an_empty_user_id() -> None:
+    spec = BlockSpec(2, 0, 1, "USER_ID")
+    blk = b"C1,12\nC2,\n"
+    assert not reference_valid(blk.decode(), spec)
+    assert (6, 10) in suspect_lines(blk, spec)
