@@ -16,7 +16,7 @@ import re
 import pytest
 
 from capillary_provider.coupon_file import CouponRows, scan_file
-from capillary_provider.coupon_file.fast import BlockSpec, valid_block_lines
+from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import IdentifierType
 
@@ -205,6 +205,9 @@ ONE_DEFECT = {
     "variable: an empty code in the first row": (b",E1\nC22,E2\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
     "variable: an empty code in a middle row": (b"C1,E1\n,E22\nC3,E3\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
     "variable: an empty external id": (b"C1,E1\nC22,\n", BlockSpec(2, 0, 1, "EXTERNAL_ID")),
+    "variable: an email ending in its dot, an @ in a code": (b"C@1,a@b.\nC22,a@b.co\n", BlockSpec(2, 0, 1, "EMAIL")),
+    "fixed: an empty code in every row": (b",12345678\n,87654321\n", MOBILE_CODE_FIRST),
+    "variable: an email without a local part, an @ in a code": (b"C@1,@b.c\nC22,a@b.co\n", BlockSpec(2, 0, 1, "EMAIL")),
 }
 
 
@@ -212,3 +215,32 @@ ONE_DEFECT = {
 def test_fast_path_sees_each_single_defect(blk: bytes, spec: BlockSpec) -> None:
     assert not reference_valid(blk.decode(), spec)
     assert valid_block_lines(blk, spec) is None
+
+
+# Every ASCII byte but CR and LF that str.strip removes, as the row check does: taken from str, not from fast.py.
+STRIPPED = [chr(b) for b in range(128) if chr(b).isspace() and chr(b) not in "\r\n"]
+
+
+@pytest.mark.parametrize("space", STRIPPED, ids=lambda ch: f"0x{ord(ch):02x}")
+def test_fast_path_never_accepts_a_code_of_only_whitespace(space: str) -> None:
+    blk = f"{space},12345678\nC2,12345678\n".encode()
+    assert not reference_valid(blk.decode(), MOBILE_CODE_FIRST)
+    assert valid_block_lines(blk, MOBILE_CODE_FIRST) is None
+
+
+def test_fast_path_leaves_a_nul_byte_to_the_row_check() -> None:
+    # csv reads a NUL as any other character; the row check refuses it ("row 2 contains NUL bytes").
+    assert valid_block_lines(b"C1,12345678\nC\x002,12345678\n", MOBILE_CODE_FIRST) is None
+
+
+def test_suspect_lines_include_a_line_whose_code_is_only_a_space() -> None:
+    blk = b"C1,12345678\n ,12345678\n"
+    assert not reference_valid(blk.decode(), MOBILE_CODE_FIRST)
+    assert (12, 23) in suspect_lines(blk, MOBILE_CODE_FIRST)
+
+
+def test_suspect_lines_include_a_line_with_an_empty_user_id() -> None:
+    spec = BlockSpec(2, 0, 1, "USER_ID")
+    blk = b"C1,12\nC2,\n"
+    assert not reference_valid(blk.decode(), spec)
+    assert (6, 10) in suspect_lines(blk, spec)

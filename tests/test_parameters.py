@@ -116,6 +116,7 @@ def test_airflows_own_arguments_still_pass_through() -> None:
             {"customer_identifier": "PHONE"},
             "customer_identifier must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'",
         ),
+        ({"archive_mode": "moved", "archive_to": "done/"}, 'archive_mode must be "move" or "copy", not \'moved\''),
         ({"has_header": "no"}, "has_header must be True, False or None, not 'no'"),
         ({"validate": "yes"}, "validate must be True or False, not 'yes'"),
         ({"dry_run": 1}, "dry_run must be True or False, not 1"),
