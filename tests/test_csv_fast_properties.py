@@ -25,7 +25,11 @@ from tests.test_csv_fast import ALPHABET, MUTATIONS, REFERENCE
 KINDS = ["MOBILE", "EMAIL", "USER_ID", "EXTERNAL_ID", "NOT_TAGGED"]
 MOBILE_DIGITS = [5, 7, 8, 15, 16]
 EXAMPLES = 100 if os.environ.get("MUTANT_UNDER_TEST") else 400
-"""Fewer examples for each of ``make mutation``'s many runs (the checks below still hold at 100)."""
+"""Fewer examples for each of ``make mutation``'s many runs (the checks below still hold at 100, but for the share of
+valid blocks on the fast path, a statistic that needs :data:`FAST_PATH_EXAMPLES`)."""
+FAST_PATH_EXAMPLES = 400
+"""At 100 examples only 61 of 82 valid variable-width blocks took the fast path (under 80 %) on unmutated code:
+under mutmut that test then failed for every mutant and counted each as killed."""
 SETTINGS = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
 )
@@ -139,7 +143,7 @@ def test_valid_blocks_usually_take_the_fast_path(fixed: bool, fast_path_calls: C
     taken: Counter[bool] = Counter()
     kinds: Counter[str] = Counter()
 
-    @SETTINGS
+    @settings(SETTINGS, max_examples=FAST_PATH_EXAMPLES)
     @given(blocks(fixed=fixed))
     def check(example: tuple[bytes, BlockSpec]) -> None:
         blk, spec = example
@@ -154,7 +158,7 @@ def test_valid_blocks_usually_take_the_fast_path(fixed: bool, fast_path_calls: C
     assert taken[True] >= 0.8 * (taken[True] + taken[False]), taken
     assert set(kinds) == set(KINDS), kinds  # every identifier type took the fast path
     if fixed:
-        assert fast_path_calls["fixed-valid"] > EXAMPLES // 8, fast_path_calls
+        assert fast_path_calls["fixed-valid"] > FAST_PATH_EXAMPLES // 8, fast_path_calls
 
 
 @pytest.mark.parametrize("digits", MOBILE_DIGITS)
