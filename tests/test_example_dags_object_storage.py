@@ -27,7 +27,9 @@ from capillary_provider.sandbox.testing import running_sandbox
 pytestmark = [pytest.mark.e2e, pytest.mark.s3]
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "example_dags"
-BUCKET = "promo-exports"
+BUCKET = "example-dag-exports"
+"""A bucket no other module writes: moto keeps its buckets per process, not per server, so every moto server of
+a test process (this module's and tests/stores.py's) serves the same buckets, and this module counts the keys."""
 STORAGE = f"s3://{BUCKET}/coupons"
 AWS = {"conn_type": "aws", "login": "testing-key-id", "password": "testing-secret"}
 OBJECT_STORAGE_DAG, OBJECT_STORAGE_SERIES, ROWS = "capillary_coupon_upload_object_storage", 7401, 321
