@@ -32,9 +32,21 @@ SANDBOX_STEP_SECONDS = 0.2
 SERVER_MARKERS = {"integration", "e2e", "browser", "deployment"}
 """The markers that say a test talks to a server: ``make test-fast`` deselects them all."""
 
+LONG_MARKERS = {"e2e", "browser", "slow"}
+"""The markers of tests that take seconds each (Airflow processes, a browser, long properties)."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse a test that uses the sandbox without a marker saying so: the fast subset would start servers."""
+    """Refuse a test that uses the sandbox without a marker saying so: the fast subset would start servers.
+
+    Then the modules that start processes (:data:`LONG_MARKERS`) go first, in their order: with ``--dist
+    loadfile`` xdist hands modules out in this order, so the long ones start at once and the short ones fill
+    the end of the run, instead of one long module starting last on its own.
+    """
+    long_modules = {
+        item.nodeid.split("::")[0] for item in items if LONG_MARKERS & {m.name for m in item.iter_markers()}
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)
     unmarked = [
         item.nodeid
         for item in items

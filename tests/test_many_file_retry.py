@@ -20,7 +20,7 @@ from tests.conftest import FakeTaskInstance, make_operator, mobile_rows
 from tests.faultkit import jobs_per_file, no_recheck_pause, upload_calls
 from tests.stores import Store, expected_batches, stored_batches
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERIES = 7801
 ROWS_PER_FILE = {"a": 15, "b": 15, "c": 5}

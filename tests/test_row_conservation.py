@@ -30,7 +30,7 @@ from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import FakeTaskInstance
 from tests.row_reference import cells, project, reference_records, rejected_rows, stored_rows
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERIES_IDS = itertools.count(9701)
 """A series of its own per example: the sandbox is never reset, so the token (and Airflow's secrets masker,

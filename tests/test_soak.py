@@ -31,7 +31,7 @@ from tests.faultkit import (
     use_fast_trigger_hook,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUNS = int(os.environ.get("CAPILLARY_SOAK_RUNS", "50"))
 SEED = int(os.environ.get("CAPILLARY_SOAK_SEED", "20261127"))
