@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from capillary_provider.exceptions import CouponFileError
+from capillary_provider.coupon_file.errors import fail
 
 _FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"|[^,"\r\n]*')
 
@@ -62,16 +62,15 @@ def split_records(blk: bytes, row: int, name: str, final: bool) -> Iterator[tupl
                 pos += 2
                 break
             elif nxt == b'"' and final and blk.find(b'"', pos + 1) < 0 and not match.group():
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} opens a quoted field that is never closed. Close the quote."
-                )
+                raise fail(name, f"row {row} opens a quoted field that is never closed. Close the quote.")
             elif nxt != b"\r":  # a quote inside an unquoted field, or anything right after a closing quote
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} has a stray double quote (inside an unquoted field or after a closing "
-                    'quote). Enclose such fields in double quotes and double the quotes inside them ("").',
+                raise fail(
+                    name,
+                    f"row {row} has a stray double quote (inside an unquoted field or after a closing quote). "
+                    'Enclose such fields in double quotes and double the quotes inside them ("").',
                 )
             else:
-                raise CouponFileError(f"{name}: " + f"row {row} contains a carriage return that does not end a line.")
+                raise fail(name, f"row {row} contains a carriage return that does not end a line.")
         yield min(pos, size), fields
         row += 1
 
