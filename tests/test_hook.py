@@ -983,6 +983,24 @@ def test_redeemed_upload_refuses_not_tagged_before_sending(hook: CapillaryHook, 
     assert m.call_count == 0
 
 
+def test_redeemed_upload_refuses_an_unknown_coupon_identifier_before_sending(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(REDEEM_CSV)
+    with pytest.raises(CapillaryConfigError) as info:
+        hook.upload_redeemed_coupon_file(
+            SERIES,
+            path,
+            file_name="r.csv",
+            customer_identifier="MOBILE",
+            coupon_identifier="CODE",
+            upload_headers={},
+        )
+    assert str(info.value) == "coupon_identifier must be one of COUPON_CODE, COUPON_ID, not 'CODE'"
+    assert m.call_count == 0
+
+
 def test_redeemed_status_reads_the_redeemed_status_field(hook: CapillaryHook, m: rm.Mocker) -> None:
     from capillary_provider.kinds import REDEEMED_COUPON
 
