@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.reading import read_chunk
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
 from capillary_provider.coupon_file.records import last_record_end
 from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source
-
-CHUNK_SIZE = 1 << 20
-_BOM = b"\xef\xbb\xbf"
 
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 """The delimiters accepted (``"tab"`` names the tab)."""
@@ -63,7 +60,7 @@ def normalize(
     :return: the number of data rows written.
     """
     sep, buf, eof = delimiter.encode(), read_chunk(stream, chunk_size, name), False
-    buf, offset, lines_before, written = buf.removeprefix(_BOM), 0, 0, 0
+    buf, offset, lines_before, written = buf.removeprefix(BOM), 0, 0, 0
     while buf or not eof:
         if not eof:
             more = read_chunk(stream, chunk_size, name)
@@ -129,8 +126,11 @@ def _converted(block: bytes, sep: bytes, columns: Sequence[int] | None) -> bytes
     """
     if b'"' in block or b"\x00" in block or (sep != b"," and b"," in block):
         return None
-    if not block.isascii() and not _is_utf8(block):
-        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     if b"\r" in block:
         if block.count(b"\r") != block.count(b"\r\n"):
             return None
@@ -163,14 +163,6 @@ def _converted(block: bytes, sep: bytes, columns: Sequence[int] | None) -> bytes
     if len(keep) == 1 and (converted.startswith(b"\n") or b"\n\n" in converted):
         return None
     return converted
-
-
-def _is_utf8(block: bytes) -> bool:
-    try:
-        block.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def normalized_copy(path: Any, *, name: str, spool_dir: str | None = None, **options: Any) -> ReadOnce:

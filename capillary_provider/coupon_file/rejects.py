@@ -20,15 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from capillary_provider.coupon_file.reading import read_chunk
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
 from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
 from capillary_provider.coupon_file.rows import RowRules
 from capillary_provider.coupon_file.scan import FilePlan, scan_file
 from capillary_provider.coupon_file.sources import ReadOnce
-
-CHUNK_SIZE = 1 << 20
-REJECTED_COLUMNS = ("row", "reason")
-"""What the rejected-rows CSV adds to the original header."""
 
 
 def _extra_cells(row: int, reason: str) -> bytes:
@@ -56,9 +52,9 @@ def split_rejected(
     :return: the number of rows written to ``rejects``.
     """
     kept.write(header)
-    rejects.write(header.rstrip(b"\r\n") + b"," + ",".join(REJECTED_COLUMNS).encode() + b"\n")
+    rejects.write(header.rstrip(b"\r\n") + b",row,reason\n")
     buf = read_chunk(stream, chunk_size, name)
-    buf = buf.removeprefix(b"\xef\xbb\xbf")
+    buf = buf.removeprefix(BOM)
     skip = len(header)
     while len(buf) < skip:  # the header may be longer than a chunk
         more = read_chunk(stream, chunk_size, name)
@@ -157,7 +153,7 @@ class SkippedRows:
         with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
             rejected_rows_to.parent.mkdir(parents=True, exist_ok=True)
         with rejects_path.open("rb") as local, rejected_rows_to.open("wb") as remote:
-            shutil.copyfileobj(local, remote, 1 << 20)
+            shutil.copyfileobj(local, remote, CHUNK_SIZE)
         self.rejected_rows_to = rejected_rows_to
         self.source = ReadOnce(kept_path, name=name)
         with self.source.for_scan() as stream:

@@ -17,7 +17,7 @@ from capillary_provider.coupon_file.blocks import Batcher, BlockScanner
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
 from capillary_provider.coupon_file.header import parse_header
-from capillary_provider.coupon_file.reading import read_chunk
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -29,11 +29,7 @@ from capillary_provider.exceptions import CouponFileError
 
 DEFAULT_BATCH_SIZE = 500_000
 """Capillary recommends at most 500,000 rows per upload."""
-CHUNK_SIZE = 1 << 20
-"""Read size of the scan: blocks that stay in the CPU cache across the several whole-block passes (1 MiB
-scans about 15% faster than 8 MiB, and needs less memory)."""
 MAX_ROW_BYTES = 1 << 20
-_BOM = b"\xef\xbb\xbf"
 
 
 def _too_long(name: str, row: int) -> CouponFileError:
@@ -77,10 +73,10 @@ def _read_header(
     """
     buf = read_chunk(stream, chunk_size, name)
     offset, eof = 0, not buf
-    if buf.startswith(_BOM[: len(buf)]) and len(buf) < len(_BOM):
-        buf += read_chunk(stream, len(_BOM), name)
-    if buf.startswith(_BOM):
-        buf, offset = buf[len(_BOM) :], len(_BOM)
+    if buf.startswith(BOM[: len(buf)]) and len(buf) < len(BOM):
+        buf += read_chunk(stream, len(BOM), name)
+    if buf.startswith(BOM):
+        buf, offset = buf[len(BOM) :], len(BOM)
     while not eof and first_record_end(buf) == 0:
         if len(buf) > MAX_ROW_BYTES:
             raise _too_long(name, 1)
