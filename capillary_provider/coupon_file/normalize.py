@@ -1,9 +1,7 @@
 """Real exports into the CSV Capillary expects: another delimiter, no header row, extra columns.
 
-:func:`normalize` streams the source through :mod:`csv` once and writes a comma-separated copy with
-the header row Capillary expects (the file's own, or the one given) and only the columns that go up.
-The copy is what is validated and uploaded, so the checks and the batches see exactly what Capillary
-receives. Memory stays flat: one row at a time.
+The comma-separated copy is what is validated and uploaded, so the checks and the batches see exactly
+what Capillary receives.
 """
 
 from __future__ import annotations

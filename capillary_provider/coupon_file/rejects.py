@@ -1,12 +1,7 @@
-"""Skipped rows: split a scanned file into the rows that go to Capillary and the rows that never do.
+"""Skipped rows (``invalid_rows="skip"``): split a scanned file into the rows that go up and the rejected ones.
 
-With ``invalid_rows="skip"`` the scan collects the invalid rows instead of failing
-(:attr:`~capillary_provider.coupon_file.scan.FilePlan.rejected`). :func:`split_rejected` then reads
-the file once more, record by record in blocks, and writes each record either to the file that is
-uploaded or to the rejected-rows CSV, in the form it would have gone up (comma-separated, and only the
-columns Capillary takes when ``coupon_code_column`` or ``upload_headers`` chooses them): the header the
-upload carries plus the row's 1-based spreadsheet row number in the source and the reason. Both are
-streamed: memory stays flat.
+A rejected row is written in the form it would have gone up (comma-separated, only the columns Capillary
+takes), with its 1-based row number in the source and the reason. Both files are streamed.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""Validate a CSV and plan its upload batches in one streaming pass.
+"""Validate a CSV and plan its upload batches in one streaming pass, in chunks cut at record boundaries.
 
-:func:`scan_file` reads the (decompressed) source once, in chunks of 1 MiB cut at the last record
-boundary, validates it and records where every batch of at most ``batch_size`` records starts and
-ends. Blocks without quotes are checked with whole-chunk C operations
-(:mod:`capillary_provider.coupon_file.fast`); blocks with quotes, or that fail a fast check, are
-re-scanned record by record with the kind's :class:`~capillary_provider.coupon_file.rows.RowRules`,
-which is also what names the offending rows.
+Each block is checked by :class:`~capillary_provider.coupon_file.blocks.BlockScanner`: whole-block C
+operations where they can prove it valid, else record by record with the kind's row rules.
 """
 
 from __future__ import annotations

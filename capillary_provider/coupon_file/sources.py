@@ -1,8 +1,4 @@
-"""Sources: open a local or remote CSV for reading (``.gz`` decompressed, ``.pgp`` decrypted), read once.
-
-Serving one batch of it is :mod:`capillary_provider.coupon_file.batch_reader`'s job; reading a chunk
-and naming a failed read is :mod:`capillary_provider.coupon_file.reading`'s.
-"""
+"""Sources: open a local or remote CSV for reading (``.gz`` decompressed, ``.pgp`` decrypted), read once."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The connection's HTTP extras, read and checked: ``timeout``, ``verify`` and ``proxies``.
-
-Private to the hook. Functions of the extras' values (as the connection form or a JSON extra gives
-them), so a wrong value fails with the connection's name, the extra and the shape it must have.
+"""The connection's HTTP extras, private to the hook: ``timeout``, ``verify`` and ``proxies``, read and
+checked (a wrong value fails naming the connection, the extra and the shape it must have).
 """
 
 from __future__ import annotations

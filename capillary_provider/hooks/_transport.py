@@ -1,9 +1,7 @@
-"""Transport for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: session, errors, retries, tokens.
+"""Transport, private to the hook: knows HTTP but no Capillary endpoint.
 
-Private to the hook. What is here knows HTTP but no Capillary endpoint: a session whose requests can
-be cut from another thread (``on_kill``), retries with backoff that honour ``Retry-After``, the
-translation of ``requests``' errors into ours, and the process-wide token cache. The upload body (what is
-sent, its length, its progress) is :mod:`._upload_body`'s.
+A session whose requests can be cut from another thread (``on_kill``), retries that honour
+``Retry-After``, ``requests``' errors translated into ours, and the process-wide token cache.
 """
 
 from __future__ import annotations
