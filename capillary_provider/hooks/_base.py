@@ -28,13 +28,14 @@ from capillary_provider.hooks._answers import (
     read_result,
     read_token,
 )
-from capillary_provider.hooks._extras import read_http_settings, read_timeout
 from capillary_provider.hooks._form import CONN_TYPE
 from capillary_provider.hooks._transport import (
     TOKENS,
     LargeBlockAdapter,
     base_url,
     is_transient,
+    read_http_settings,
+    read_timeout,
     retrying,
     send,
 )
@@ -57,7 +58,7 @@ class CapillaryBaseHook(BaseHook):
 
     :param capillary_conn_id: the Airflow connection to use.
     :param timeout: (connect, read) timeouts in seconds for every call; default: the connection's
-        ``timeout`` extra, else :data:`~capillary_provider.hooks._extras.DEFAULT_TIMEOUT`.
+        ``timeout`` extra, else :data:`~capillary_provider.hooks._transport.DEFAULT_TIMEOUT`.
     :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
         refused before being processed).
     :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.

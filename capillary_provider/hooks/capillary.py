@@ -115,14 +115,10 @@ class CapillaryHook(CapillaryBaseHook):
             raise CapillaryApiError(
                 f"Capillary answered the {what} without an entity list", status_code=response.status_code
             )
-        return next(
-            (
-                series
-                for series in entity
-                if isinstance(series, dict) and str(series.get("id")) == str(coupon_series_id)
-            ),
-            None,
-        )
+        for series in entity:
+            if isinstance(series, dict) and str(series.get("id")) == str(coupon_series_id):
+                return series
+        return None
 
     def upload_coupon_file(
         self,
