@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
-from capillary_provider.coupon_file.records import last_record_end
+from capillary_provider.coupon_file.records import record_blocks
 from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source
 
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
@@ -57,16 +57,8 @@ def normalize(
     :param chunk_size: read size; small values exist for tests of block boundaries.
     :return: the number of data rows written.
     """
-    sep, buf, eof = delimiter.encode(), read_chunk(stream, chunk_size, name), False
-    buf, offset, lines_before, written = buf.removeprefix(BOM), 0, 0, 0
-    while buf or not eof:
-        if not eof:
-            more = read_chunk(stream, chunk_size, name)
-            eof, buf = not more, buf + more
-        cut = len(buf) if eof else last_record_end(buf)
-        if cut == 0:
-            continue
-        block, buf = buf[:cut], buf[cut:]
+    sep, offset, lines_before, written = delimiter.encode(), 0, 0, 0
+    for block, _ in record_blocks(stream, name, chunk_size, read_chunk(stream, chunk_size, name).removeprefix(BOM)):
         if written == 0 and header_for is not None:
             first = next(csv.reader(io.StringIO(block.decode("utf-8", "replace"), newline=""), delimiter=delimiter))
             kept = len(first) if columns is None else sum(1 for index in columns if index < len(first))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
-from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
+from capillary_provider.coupon_file.records import record_blocks, split_records
 from capillary_provider.coupon_file.rows import RowRules
 from capillary_provider.coupon_file.scan import FilePlan, scan_file
 from capillary_provider.coupon_file.sources import ReadOnce
@@ -56,22 +56,11 @@ def split_rejected(
         if not more:
             break
         buf += more
-    buf, row, written, eof = buf[skip:], 2, 0, False
-    bad_rows = sorted(rejected)
-    while buf or not eof:
-        if not eof:
-            more = read_chunk(stream, chunk_size, name)
-            eof = not more
-            buf += more
-        cut = len(buf) if eof else keep_blank_tail(buf, last_record_end(buf))
-        if cut == 0 and not eof:
-            continue
-        block, buf = buf[:cut], buf[cut:]
-        records = _records(block, row, name, eof)
+    row, written, bad_rows = 2, 0, sorted(rejected)
+    for block, final in record_blocks(stream, name, chunk_size, buf[skip:], blank_tail=True):
+        records = _records(block, row, name, final)
         written += _write_block(block, records, row, (rejected, bad_rows), kept, rejects, row_offset)
         row += len(records)
-        if eof:
-            break
     return written
 
 
