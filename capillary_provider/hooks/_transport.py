@@ -276,9 +276,5 @@ class TokenCache:
         if token is None or self._tokens.get(key, ("", 0.0))[0] == token:
             self._tokens.pop(key, None)
 
-    def clear(self) -> None:
-        with self.lock:
-            self._tokens.clear()
-
 
 TOKENS = TokenCache()
