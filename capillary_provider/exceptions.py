@@ -28,11 +28,10 @@ class CapillaryApiError(CapillaryError):
         self.http_status = status_code
         self.request_id = request_id
         self.api_message = message
-        details = [f"HTTP {status_code}" if status_code is not None else None]
+        details = [f"HTTP {status_code}"] if status_code is not None else []
         if request_id:
             details.append(f"X-Cap-Requestid {request_id}")
-        suffix = ", ".join(d for d in details if d)
-        super().__init__(f"{message} ({suffix})" if suffix else message)
+        super().__init__(f"{message} ({', '.join(details)})" if details else message)
 
 
 class CapillaryTransientError(CapillaryApiError):

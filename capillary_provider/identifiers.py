@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from enum import StrEnum
+from typing import TypeVar
 
 
 class IdentifierType(StrEnum):
@@ -16,20 +18,24 @@ class IdentifierType(StrEnum):
     NOT_TAGGED = "NOT_TAGGED"
     """Codes only, tied to no customer (coupon uploads only)."""
 
-    @classmethod
-    def parse(cls, value: object, *, allowed: frozenset[IdentifierType] | None = None) -> IdentifierType:
-        """The member named ``value``; :class:`ValueError` naming the allowed values otherwise."""
-        choices = [member for member in cls if allowed is None or member in allowed]
-        if isinstance(value, str) and value in cls._value2member_map_ and cls(value) in choices:
-            return cls(value)
-        raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
-
 
 class CouponIdentifier(StrEnum):
     """How a redemption row names its coupon (Capillary's ``couponIdentifier``)."""
 
     COUPON_CODE = "COUPON_CODE"
     COUPON_ID = "COUPON_ID"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse(kind: type[E], value: object, allowed: Collection[E] | None = None) -> E:
+    """The member of ``kind`` named ``value``; :class:`ValueError` naming the allowed values otherwise."""
+    choices = [member for member in kind if allowed is None or member in allowed]
+    for member in choices:
+        if member == value:
+            return member
+    raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
 
 
 ID_PATTERNS: dict[str, re.Pattern[str]] = {

@@ -44,16 +44,11 @@ def count(name: str, value: int = 1, upload_kind: str | None = None) -> None:
     _send("incr", name, value, upload_kind)
 
 
-def timing(name: str, seconds: float, upload_kind: str | None = None) -> None:
-    """Record a duration (sent as milliseconds, like Airflow's own timers)."""
-    _send("timing", name, seconds * 1000.0, upload_kind)
-
-
 def batch_uploaded(upload_kind: str, rows: int, size: int, seconds: float) -> None:
-    """One batch sent: its rows, its bytes, its time."""
+    """One batch sent: its rows, its bytes, its time (in milliseconds, like Airflow's own timers)."""
     count(ROWS_SENT, rows, upload_kind)
     count(BYTES_SENT, size, upload_kind)
-    timing(UPLOAD_SECONDS, seconds, upload_kind)
+    _send("timing", UPLOAD_SECONDS, seconds * 1000.0, upload_kind)
 
 
 def verdict(upload_kind: str, accepted: int, rejected: int) -> None:
@@ -62,4 +57,4 @@ def verdict(upload_kind: str, accepted: int, rejected: int) -> None:
     count(ROWS_REJECTED, rejected, upload_kind)
 
 
-__all__ = ["batch_uploaded", "count", "timing", "verdict"]
+__all__ = ["batch_uploaded", "count", "verdict"]

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+import capillary_provider.hooks._base as base_module
 import capillary_provider.hooks._transport as transport_module
 import capillary_provider.hooks._upload_body as upload_body_module
-from capillary_provider.hooks._transport import TOKENS
+from capillary_provider.hooks._transport import TokenCache
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.dag_test import EXAMPLE_DAGS_FOLDER, airflow_env, connection_json, migrate
 from capillary_provider.sandbox.testing import SandboxClient, running_sandbox
@@ -249,11 +250,9 @@ def _no_stray_capillary_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_token_cache() -> Iterator[None]:
+def _fresh_token_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts without tokens: hooks share tokens per process, tests must not share them."""
-    TOKENS.clear()
-    yield
-    TOKENS.clear()
+    monkeypatch.setattr(base_module, "TOKENS", TokenCache())
 
 
 WAIT_BOUND = 10.0

@@ -29,7 +29,7 @@ from capillary_provider.coupon_file.rows import (
     header_key,
 )
 from capillary_provider.exceptions import CouponFileError, CouponSourceReadError
-from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType
+from capillary_provider.identifiers import ID_FIXES, CouponIdentifier, IdentifierType, parse
 
 CHUNK_SIZES = [1, 2, 3, 5, 7, 16, 64, 8 << 20]
 
@@ -230,7 +230,7 @@ def test_identifier_column_out_of_range_is_an_error() -> None:
 def test_unknown_identifier_type_lists_the_valid_ones() -> None:
     """What the hook says of ``customer_identifier`` (the operator checks the parameter before any file)."""
     with pytest.raises(ValueError, match=r"^must be one of") as info:
-        IdentifierType.parse("PHONE")
+        parse(IdentifierType, "PHONE")
     assert str(info.value) == "must be one of MOBILE, EMAIL, EXTERNAL_ID, USER_ID, NOT_TAGGED, not 'PHONE'"
 
 

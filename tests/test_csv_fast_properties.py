@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import capillary_provider.coupon_file.fast as fast
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
-from tests.test_csv_fast import ALPHABET, MUTATIONS, REFERENCE
+from tests.test_csv_fast import ALPHABET, MUTATIONS, reference_valid
 
 KINDS = ["MOBILE", "EMAIL", "USER_ID", "EXTERNAL_ID", "NOT_TAGGED"]
 MOBILE_DIGITS = [5, 7, 8, 15, 16]
@@ -33,21 +33,6 @@ under mutmut that test then failed for every mutant and counted each as killed."
 SETTINGS = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
 )
-
-
-def reference_valid(text: str, spec: BlockSpec) -> bool:
-    """``tests.test_csv_fast.reference_valid``, also for ``NOT_TAGGED`` (no identifier column)."""
-    import csv
-    import io
-
-    if not text.endswith("\n") or "\r" in text.replace("\r\n", ""):
-        return False
-    for row in csv.reader(io.StringIO(text, newline="")):
-        if len(row) != spec.columns or not row[spec.code_column].strip():
-            return False
-        if spec.id_column is not None and not REFERENCE[spec.id_type].fullmatch(row[spec.id_column]):
-            return False
-    return True
 
 
 @st.composite

@@ -128,6 +128,19 @@ def capture_bodies(
     return callback
 
 
+def refused_once(bodies: list[bytes], status: int, message: str) -> Callable[[Any, Any], dict[str, Any]]:
+    """A requests_mock json callback: the first upload is answered ``status`` (its body kept), later ones succeed."""
+
+    def callback(request: Any, context: Any) -> dict[str, Any]:
+        if not bodies:
+            bodies.append(request.body.read())
+            context.status_code = status
+            return failure(message, status)
+        return capture_bodies(bodies)(request, context)
+
+    return callback
+
+
 def multipart_fields(body: bytes, content_type: str) -> dict[str, tuple[bytes, str | None]]:
     """Field name -> (content, file name) of a multipart body."""
     fields: dict[str, tuple[bytes, str | None]] = {}
@@ -501,15 +514,7 @@ def test_upload_gets_a_new_token_and_resends_the_whole_file_on_401(
 ) -> None:
     m.post(TOKEN_URL, [{"json": token_body("tok-1")}, {"json": token_body("tok-2")}])
     bodies: list[bytes] = []
-
-    def first_refused(request: Any, context: Any) -> dict[str, Any]:
-        if not bodies:
-            bodies.append(request.body.read())
-            context.status_code = 401
-            return failure("Invalid token", 401)
-        return capture_bodies(bodies)(request, context)
-
-    posted = m.post(UPLOAD_URL, json=first_refused)
+    posted = m.post(UPLOAD_URL, json=refused_once(bodies, 401, "Invalid token"))
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
     job = upload(hook, path)
@@ -707,15 +712,7 @@ def test_upload_is_retried_with_the_whole_file_after_429(
 ) -> None:
     m.post(TOKEN_URL, json=token_body("tok-1"))
     bodies: list[bytes] = []
-
-    def first_throttled(request: Any, context: Any) -> dict[str, Any]:
-        if not bodies:
-            bodies.append(request.body.read())
-            context.status_code = 429
-            return failure("Too many requests", 429)
-        return capture_bodies(bodies)(request, context)
-
-    posted = m.post(UPLOAD_URL, json=first_throttled)
+    posted = m.post(UPLOAD_URL, json=refused_once(bodies, 429, "Too many requests"))
     path = tmp_path / "c.csv"
     path.write_bytes(CSV)
     assert upload(hook, path).job_id == 11
@@ -980,6 +977,24 @@ def test_redeemed_upload_refuses_not_tagged_before_sending(hook: CapillaryHook, 
             coupon_identifier="COUPON_CODE",
             upload_headers={},
         )
+    assert m.call_count == 0
+
+
+def test_redeemed_upload_refuses_an_unknown_coupon_identifier_before_sending(
+    hook: CapillaryHook, m: rm.Mocker, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(REDEEM_CSV)
+    with pytest.raises(CapillaryConfigError) as info:
+        hook.upload_redeemed_coupon_file(
+            SERIES,
+            path,
+            file_name="r.csv",
+            customer_identifier="MOBILE",
+            coupon_identifier="CODE",
+            upload_headers={},
+        )
+    assert str(info.value) == "coupon_identifier must be one of COUPON_CODE, COUPON_ID, not 'CODE'"
     assert m.call_count == 0
 
 

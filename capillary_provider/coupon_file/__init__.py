@@ -1,9 +1,4 @@
-"""Coupon files: open them, validate them and plan their batches in one streaming pass, serve each batch.
-
-One module per concern: :mod:`.records` splits records, :mod:`.fast` proves whole blocks valid,
-:mod:`.rows` holds each upload kind's row checks, :mod:`.scan` validates and plans the batches,
-:mod:`.sources` opens sources and serves batches.
-"""
+"""Coupon files: open them, validate them and plan their batches in one streaming pass, serve each batch."""
 
 from capillary_provider.coupon_file.batch_reader import BatchReader
 from capillary_provider.coupon_file.rows import CouponRows, RowRules

@@ -25,10 +25,10 @@ class BatchReader(PositionedReader):
 
     def __init__(self, stream: BinaryIO, header: bytes, batch: Batch) -> None:
         self._stream, self._header, self._batch = stream, header, batch
+        self._name = str(getattr(stream, "name", "source"))
         self.len = len(header) + batch.end - batch.start
         self._pos = 0
         self._synced = False  # is the source positioned at the body byte matching self._pos?
-        self.closed = False
 
     def __len__(self) -> int:
         return self.len
@@ -46,9 +46,9 @@ class BatchReader(PositionedReader):
             if not at_target and (self._stream.seekable() or self._pos > len(self._header)):
                 self._stream.seek(target)
         except DECODING_ERRORS as exc:
-            raise fail(str(getattr(self._stream, "name", "source")), f"cannot be re-read ({exc}).") from exc
+            raise fail(self._name, f"cannot be re-read ({exc}).") from exc
         except OSError as exc:
-            raise storage_error(str(getattr(self._stream, "name", "source")), exc) from exc
+            raise storage_error(self._name, exc) from exc
         self._synced = True
 
     def read(self, size: int | None = -1) -> bytes:
@@ -66,20 +66,10 @@ class BatchReader(PositionedReader):
             if not self._synced:
                 self._sync()
             while want:
-                piece = read_chunk(self._stream, want, str(getattr(self._stream, "name", "source")))
+                piece = read_chunk(self._stream, want, self._name)
                 if not piece:
-                    raise fail(str(getattr(self._stream, "name", "source")), "ended early: did it change?")
+                    raise fail(self._name, "ended early: did it change?")
                 out.append(piece)
                 self._pos += len(piece)
                 want -= len(piece)
         return b"".join(out)
-
-    def close(self) -> None:
-        """Mark closed; the underlying stream belongs to the caller and stays open."""
-        self.closed = True
-
-    def __enter__(self) -> BatchReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

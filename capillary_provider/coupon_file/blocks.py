@@ -1,17 +1,44 @@
 """Check blocks of complete records: whole-block fast checks where the kind's rules allow, else row by row.
 
 The streaming pass (:func:`capillary_provider.coupon_file.scan.scan_file`) cuts the source into blocks
-and hands each to a :class:`BlockScanner`, which checks it and tells the
-:class:`~capillary_provider.coupon_file.batching.Batcher` where its records end.
+and hands each to a :class:`BlockScanner`, which checks it and tells the :class:`Batcher` where its
+records end.
 """
 
 from __future__ import annotations
 
-from capillary_provider.coupon_file.batching import Batcher
+from collections.abc import Callable
+
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec, suspect_lines, valid_block_lines
 from capillary_provider.coupon_file.records import nth_line_end, split_records, unquote
 from capillary_provider.coupon_file.rows import Problems, RowRules
+
+
+class Batcher:
+    """Cuts the records into batches of at most ``size`` as blocks of them are scanned."""
+
+    def __init__(self, size: int, start: int) -> None:
+        self.size, self.start, self.rows, self.first_row = size, start, 0, 2
+        self.batches: list[tuple[int, int, int, int, int]] = []  # Batch fields
+
+    def _close(self, end: int) -> None:
+        part = len(self.batches) + 1
+        self.batches.append((part, self.start, end, self.rows, self.first_row))
+        self.start, self.first_row, self.rows = end, self.first_row + self.rows, 0
+
+    def add_block(self, offset: int, count: int, end_of: Callable[[int], int]) -> None:
+        """Add ``count`` records; ``end_of(j)`` is the block offset just past its ``j``-th record."""
+        done = 0
+        while self.rows + count - done >= self.size:
+            done += self.size - self.rows
+            self.rows = self.size
+            self._close(offset + end_of(done))
+        self.rows += count - done
+
+    def finish(self, end: int) -> None:
+        if self.rows:
+            self._close(end)
 
 
 class BlockScanner:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.header import ROW_1_IS_DATA, shown_cells
+from capillary_provider.coupon_file.header import shown_cells
 
 
 def mapped_columns(upload_headers: Mapping[str, int]) -> list[int]:
@@ -43,8 +43,7 @@ def unmapped_columns(name: str, header: list[str], headers: Mapping[str, int], h
         return
     many = len(unmapped) > 1
     columns = f"column{'s' if many else ''} {', '.join(map(str, unmapped))}"
-    shown = shown_cells([header[index] for index in unmapped])
-    cells = ROW_1_IS_DATA if shown is None else shown
+    cells = shown_cells([header[index] for index in unmapped])
     verb = "name no uploadHeaders key or repeat one" if many else "names no uploadHeaders key or repeats one"
     raise fail(
         name,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.reading import PositionedReader
+from capillary_provider.coupon_file.reading import CHUNK_SIZE, PositionedReader
 from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg")
@@ -219,13 +219,13 @@ class DecryptedStream(PositionedReader):
         target = {0: offset, 1: self._pos + offset}[whence]
         if target < self._pos:
             self._start()
-        while self._pos < target and self.read(min(target - self._pos, 1 << 20)):
+        while self._pos < target and self.read(min(target - self._pos, CHUNK_SIZE)):
             pass
         return self._pos
 
     def finish(self) -> None:
         """Read to the end (discarding) and check the decryption's verdict."""
-        while self.read(1 << 20):
+        while self.read(CHUNK_SIZE):
             pass
 
     def close(self) -> None:

@@ -7,11 +7,10 @@ messages name the column, never the value: phones and emails are personal data a
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.header import DATA_LIKE, looks_like_data
+from capillary_provider.coupon_file.header import DATA_LIKE, looks_like_data, parse_header
 from capillary_provider.coupon_file.rows import _MILLIS, DATE_KEY, CouponRows, RedeemedRows, RowRules
 
 
@@ -40,7 +39,7 @@ def check_first_row(name: str, header_line: bytes, rules: RowRules, has_header: 
     """
     if has_header is False:
         return
-    header = next(csv.reader([header_line.decode("utf-8", "replace").rstrip("\r\n")]), [])
+    header, _ = parse_header(name, header_line)
     column = data_like_column(rules, header)
     if column is None:
         return

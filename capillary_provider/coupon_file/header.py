@@ -20,19 +20,15 @@ def looks_like_data(cell: str) -> bool:
     return any(ID_PATTERNS[kind].fullmatch(cell.strip()) for kind in DATA_LIKE)
 
 
-ROW_1_IS_DATA = "row 1 looks like data: if the file has no header row, also set has_header=False"
-"""Said instead of row 1's cells when one of them is a customer's value."""
-
-
-def shown_cells(cells: list[str]) -> str | None:
-    """``cells`` of row 1 joined for an error message, or ``None`` when one looks like a customer's value.
+def shown_cells(cells: list[str], prefix: str = "") -> str:
+    """``cells`` of row 1 joined (after ``prefix``) for an error message, unless one is a customer's value.
 
     Errors reach the task log, and a row 1 that is data holds a phone number or an email address:
     personal data never goes to logs, so such a row is described, never quoted.
     """
     if any(looks_like_data(cell) for cell in cells):
-        return None
-    return ", ".join(cells)
+        return "row 1 looks like data: if the file has no header row, also set has_header=False"
+    return prefix + ", ".join(cells)
 
 
 def parse_header(name: str, line: bytes) -> tuple[list[str], str]:

@@ -1,9 +1,7 @@
 """Real exports into the CSV Capillary expects: another delimiter, no header row, extra columns.
 
-:func:`normalize` streams the source through :mod:`csv` once and writes a comma-separated copy with
-the header row Capillary expects (the file's own, or the one given) and only the columns that go up.
-The copy is what is validated and uploaded, so the checks and the batches see exactly what Capillary
-receives. Memory stays flat: one row at a time.
+The comma-separated copy is what is validated and uploaded, so the checks and the batches see exactly
+what Capillary receives.
 """
 
 from __future__ import annotations
@@ -18,12 +16,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.reading import read_chunk
-from capillary_provider.coupon_file.records import last_record_end
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
+from capillary_provider.coupon_file.records import record_blocks
 from capillary_provider.coupon_file.sources import ReadOnce, open_coupon_source
-
-CHUNK_SIZE = 1 << 20
-_BOM = b"\xef\xbb\xbf"
 
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 """The delimiters accepted (``"tab"`` names the tab)."""
@@ -62,16 +57,8 @@ def normalize(
     :param chunk_size: read size; small values exist for tests of block boundaries.
     :return: the number of data rows written.
     """
-    sep, buf, eof = delimiter.encode(), read_chunk(stream, chunk_size, name), False
-    buf, offset, lines_before, written = buf.removeprefix(_BOM), 0, 0, 0
-    while buf or not eof:
-        if not eof:
-            more = read_chunk(stream, chunk_size, name)
-            eof, buf = not more, buf + more
-        cut = len(buf) if eof else last_record_end(buf)
-        if cut == 0:
-            continue
-        block, buf = buf[:cut], buf[cut:]
+    sep, offset, lines_before, written = delimiter.encode(), 0, 0, 0
+    for block, _ in record_blocks(stream, name, chunk_size, read_chunk(stream, chunk_size, name).removeprefix(BOM)):
         if written == 0 and header_for is not None:
             first = next(csv.reader(io.StringIO(block.decode("utf-8", "replace"), newline=""), delimiter=delimiter))
             kept = len(first) if columns is None else sum(1 for index in columns if index < len(first))
@@ -129,8 +116,11 @@ def _converted(block: bytes, sep: bytes, columns: Sequence[int] | None) -> bytes
     """
     if b'"' in block or b"\x00" in block or (sep != b"," and b"," in block):
         return None
-    if not block.isascii() and not _is_utf8(block):
-        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     if b"\r" in block:
         if block.count(b"\r") != block.count(b"\r\n"):
             return None
@@ -163,14 +153,6 @@ def _converted(block: bytes, sep: bytes, columns: Sequence[int] | None) -> bytes
     if len(keep) == 1 and (converted.startswith(b"\n") or b"\n\n" in converted):
         return None
     return converted
-
-
-def _is_utf8(block: bytes) -> bool:
-    try:
-        block.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def normalized_copy(path: Any, *, name: str, spool_dir: str | None = None, **options: Any) -> ReadOnce:

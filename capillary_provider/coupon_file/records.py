@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import BinaryIO
 
-from capillary_provider.exceptions import CouponFileError
+from capillary_provider.coupon_file.errors import fail
+from capillary_provider.coupon_file.reading import read_chunk
 
 _FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"|[^,"\r\n]*')
 
@@ -62,16 +64,15 @@ def split_records(blk: bytes, row: int, name: str, final: bool) -> Iterator[tupl
                 pos += 2
                 break
             elif nxt == b'"' and final and blk.find(b'"', pos + 1) < 0 and not match.group():
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} opens a quoted field that is never closed. Close the quote."
-                )
+                raise fail(name, f"row {row} opens a quoted field that is never closed. Close the quote.")
             elif nxt != b"\r":  # a quote inside an unquoted field, or anything right after a closing quote
-                raise CouponFileError(
-                    f"{name}: " + f"row {row} has a stray double quote (inside an unquoted field or after a closing "
-                    'quote). Enclose such fields in double quotes and double the quotes inside them ("").',
+                raise fail(
+                    name,
+                    f"row {row} has a stray double quote (inside an unquoted field or after a closing quote). "
+                    'Enclose such fields in double quotes and double the quotes inside them ("").',
                 )
             else:
-                raise CouponFileError(f"{name}: " + f"row {row} contains a carriage return that does not end a line.")
+                raise fail(name, f"row {row} contains a carriage return that does not end a line.")
         yield min(pos, size), fields
         row += 1
 
@@ -101,6 +102,26 @@ def keep_blank_tail(buf: bytes, cut: int) -> int:
         return cut
     start = len(buf[:cut].rstrip(b"\r\n"))
     return start + (2 if buf.startswith(b"\r\n", start) else 1) if start else 0
+
+
+def record_blocks(
+    stream: BinaryIO, name: str, chunk_size: int, buf: bytes = b"", *, blank_tail: bool = False
+) -> Iterator[tuple[bytes, bool]]:
+    """``buf`` and the rest of ``stream`` in blocks of complete records, each with whether it is the last.
+
+    :param blank_tail: hold trailing empty lines back for the next block (see :func:`keep_blank_tail`).
+    """
+    eof = False
+    while buf or not eof:
+        if not eof:
+            more = read_chunk(stream, chunk_size, name)
+            eof, buf = not more, buf + more
+        cut = len(buf) if eof else last_record_end(buf)
+        if blank_tail and not eof:
+            cut = keep_blank_tail(buf, cut)
+        if cut:
+            yield buf[:cut], eof
+            buf = buf[cut:]
 
 
 def first_record_end(buf: bytes) -> int:

@@ -1,12 +1,7 @@
-"""Skipped rows: split a scanned file into the rows that go to Capillary and the rows that never do.
+"""Skipped rows (``invalid_rows="skip"``): split a scanned file into the rows that go up and the rejected ones.
 
-With ``invalid_rows="skip"`` the scan collects the invalid rows instead of failing
-(:attr:`~capillary_provider.coupon_file.scan.FilePlan.rejected`). :func:`split_rejected` then reads
-the file once more, record by record in blocks, and writes each record either to the file that is
-uploaded or to the rejected-rows CSV, in the form it would have gone up (comma-separated, and only the
-columns Capillary takes when ``coupon_code_column`` or ``upload_headers`` chooses them): the header the
-upload carries plus the row's 1-based spreadsheet row number in the source and the reason. Both are
-streamed: memory stays flat.
+A rejected row is written in the form it would have gone up (comma-separated, only the columns Capillary
+takes), with its 1-based row number in the source and the reason. Both files are streamed.
 """
 
 from __future__ import annotations
@@ -20,15 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from capillary_provider.coupon_file.reading import read_chunk
-from capillary_provider.coupon_file.records import keep_blank_tail, last_record_end, split_records
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
+from capillary_provider.coupon_file.records import record_blocks, split_records
 from capillary_provider.coupon_file.rows import RowRules
 from capillary_provider.coupon_file.scan import FilePlan, scan_file
 from capillary_provider.coupon_file.sources import ReadOnce
-
-CHUNK_SIZE = 1 << 20
-REJECTED_COLUMNS = ("row", "reason")
-"""What the rejected-rows CSV adds to the original header."""
 
 
 def _extra_cells(row: int, reason: str) -> bytes:
@@ -56,31 +47,20 @@ def split_rejected(
     :return: the number of rows written to ``rejects``.
     """
     kept.write(header)
-    rejects.write(header.rstrip(b"\r\n") + b"," + ",".join(REJECTED_COLUMNS).encode() + b"\n")
+    rejects.write(header.rstrip(b"\r\n") + b",row,reason\n")
     buf = read_chunk(stream, chunk_size, name)
-    buf = buf.removeprefix(b"\xef\xbb\xbf")
+    buf = buf.removeprefix(BOM)
     skip = len(header)
     while len(buf) < skip:  # the header may be longer than a chunk
         more = read_chunk(stream, chunk_size, name)
         if not more:
             break
         buf += more
-    buf, row, written, eof = buf[skip:], 2, 0, False
-    bad_rows = sorted(rejected)
-    while buf or not eof:
-        if not eof:
-            more = read_chunk(stream, chunk_size, name)
-            eof = not more
-            buf += more
-        cut = len(buf) if eof else keep_blank_tail(buf, last_record_end(buf))
-        if cut == 0 and not eof:
-            continue
-        block, buf = buf[:cut], buf[cut:]
-        records = _records(block, row, name, eof)
+    row, written, bad_rows = 2, 0, sorted(rejected)
+    for block, final in record_blocks(stream, name, chunk_size, buf[skip:], blank_tail=True):
+        records = _records(block, row, name, final)
         written += _write_block(block, records, row, (rejected, bad_rows), kept, rejects, row_offset)
         row += len(records)
-        if eof:
-            break
     return written
 
 
@@ -157,7 +137,7 @@ class SkippedRows:
         with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
             rejected_rows_to.parent.mkdir(parents=True, exist_ok=True)
         with rejects_path.open("rb") as local, rejected_rows_to.open("wb") as remote:
-            shutil.copyfileobj(local, remote, 1 << 20)
+            shutil.copyfileobj(local, remote, CHUNK_SIZE)
         self.rejected_rows_to = rejected_rows_to
         self.source = ReadOnce(kept_path, name=name)
         with self.source.for_scan() as stream:

@@ -15,7 +15,7 @@ from typing import Protocol
 from capillary_provider.coupon_file.columns import mapped_columns, projected_map, unmapped_columns
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
-from capillary_provider.coupon_file.header import ROW_1_IS_DATA, shown_cells
+from capillary_provider.coupon_file.header import shown_cells
 from capillary_provider.exceptions import CouponFileError
 from capillary_provider.identifiers import ID_FIXES, ID_PATTERNS, CouponIdentifier, IdentifierType
 
@@ -115,12 +115,10 @@ class CouponRows:
         if len(header) <= wanted:
             return
         takes = "a coupon code column only" if wanted == 1 else f"a {self.identifier} column and a coupon code column"
-        shown = shown_cells(header)
-        cells = ROW_1_IS_DATA if shown is None else f"header: {shown}"
         raise fail(
             name,
-            f"has {len(header)} columns ({cells}) but Capillary takes {takes}. Set coupon_code_column=N "
-            "(0-based) to upload only those columns.",
+            f"has {len(header)} columns ({shown_cells(header, 'header: ')}) but Capillary takes {takes}. "
+            "Set coupon_code_column=N (0-based) to upload only those columns.",
         )
 
     def check(self, fields: list[str], row: int, problems: Problems, column: Describe) -> None:
@@ -209,8 +207,7 @@ class RedeemedRows:
                 key = header_key(cell)
                 if key is not None and key not in headers:
                     headers[key] = index
-            shown = shown_cells(header)
-            source = f"the header row ({ROW_1_IS_DATA if shown is None else shown})"
+            source = f"the header row ({shown_cells(header)})"
         else:
             headers = self.given
             unknown = sorted(set(headers) - set(REDEMPTION_KEYS))

@@ -1,11 +1,7 @@
-"""Validate a CSV and plan its upload batches in one streaming pass.
+"""Validate a CSV and plan its upload batches in one streaming pass, in chunks cut at record boundaries.
 
-:func:`scan_file` reads the (decompressed) source once, in chunks of 1 MiB cut at the last record
-boundary, validates it and records where every batch of at most ``batch_size`` records starts and
-ends. Blocks without quotes are checked with whole-chunk C operations
-(:mod:`capillary_provider.coupon_file.fast`); blocks with quotes, or that fail a fast check, are
-re-scanned record by record with the kind's :class:`~capillary_provider.coupon_file.rows.RowRules`,
-which is also what names the offending rows.
+Each block is checked by :class:`~capillary_provider.coupon_file.blocks.BlockScanner`: whole-block C
+operations where they can prove it valid, else record by record with the kind's row rules.
 """
 
 from __future__ import annotations
@@ -13,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from capillary_provider.coupon_file.batching import Batcher
-from capillary_provider.coupon_file.blocks import BlockScanner
+from capillary_provider.coupon_file.blocks import Batcher, BlockScanner
 from capillary_provider.coupon_file.errors import fail
 from capillary_provider.coupon_file.fast import BlockSpec
 from capillary_provider.coupon_file.header import parse_header
-from capillary_provider.coupon_file.reading import read_chunk
+from capillary_provider.coupon_file.reading import BOM, CHUNK_SIZE, read_chunk
 from capillary_provider.coupon_file.records import (
     first_record_end,
     keep_blank_tail,
@@ -26,14 +21,15 @@ from capillary_provider.coupon_file.records import (
     split_records,
 )
 from capillary_provider.coupon_file.rows import RowRules
+from capillary_provider.exceptions import CouponFileError
 
 DEFAULT_BATCH_SIZE = 500_000
 """Capillary recommends at most 500,000 rows per upload."""
-CHUNK_SIZE = 1 << 20
-"""Read size of the scan: blocks that stay in the CPU cache across the several whole-block passes (1 MiB
-scans about 15% faster than 8 MiB, and needs less memory)."""
 MAX_ROW_BYTES = 1 << 20
-_BOM = b"\xef\xbb\xbf"
+
+
+def _too_long(name: str, row: int) -> CouponFileError:
+    return fail(name, f"row {row} is longer than 1 MiB: is this a CSV of coupon codes?")
 
 
 @dataclass(frozen=True)
@@ -58,9 +54,9 @@ class FilePlan:
     batches: tuple[Batch, ...]
     size: int
     rejected: dict[int, str] = field(default_factory=dict)
+    """With ``skip_invalid``: the invalid rows (1-based row number in the file) and why each is invalid."""
     row_offset: int = 0
     """What to subtract from a row number to name it in the user's file (1 for a file without header)."""
-    """With ``skip_invalid``: the invalid rows (1-based row number in the file) and why each is invalid."""
 
 
 def _read_header(
@@ -73,13 +69,13 @@ def _read_header(
     """
     buf = read_chunk(stream, chunk_size, name)
     offset, eof = 0, not buf
-    if buf.startswith(_BOM[: len(buf)]) and len(buf) < len(_BOM):
-        buf += read_chunk(stream, len(_BOM), name)
-    if buf.startswith(_BOM):
-        buf, offset = buf[len(_BOM) :], len(_BOM)
+    if buf.startswith(BOM[: len(buf)]) and len(buf) < len(BOM):
+        buf += read_chunk(stream, len(BOM), name)
+    if buf.startswith(BOM):
+        buf, offset = buf[len(BOM) :], len(BOM)
     while not eof and first_record_end(buf) == 0:
         if len(buf) > MAX_ROW_BYTES:
-            raise fail(name, "row 1 is longer than 1 MiB: is this a CSV of coupon codes?")
+            raise _too_long(name, 1)
         more = read_chunk(stream, chunk_size, name)
         eof = not more
         buf += more
@@ -114,8 +110,7 @@ def _scan_rows(
                 # The carry's last (partial) line continues up to the new chunk's first newline.
                 last = buf.rfind(b"\n")
                 if len(buf) - last - 1 + more.find(b"\n") > MAX_ROW_BYTES:
-                    long_row = row + buf.count(b"\n", 0, last + 1)
-                    raise fail(name, f"row {long_row} is longer than 1 MiB: is this a CSV of coupon codes?")
+                    raise _too_long(name, row + buf.count(b"\n", 0, last + 1))
             if nl >= 0 and b'"' not in more and b'"' not in buf:
                 # Common case: the new chunk ends lines and has no quotes, so the block is the carry
                 # plus the chunk up to its last newline, built with a single copy.
@@ -139,7 +134,7 @@ def _scan_rows(
             if len(buf) > MAX_ROW_BYTES:
                 if b'"' in buf:
                     list(split_records(buf, row, name, final=True))
-                raise fail(name, f"row {row} is longer than 1 MiB: is this a CSV of coupon codes?")
+                raise _too_long(name, row)
             continue
         row += scanner.block(buf[:cut], row, batcher, offset, final=False)
         buf, offset = buf[cut:], offset + cut

@@ -1,8 +1,4 @@
-"""Sources: open a local or remote CSV for reading (``.gz`` decompressed, ``.pgp`` decrypted), read once.
-
-Serving one batch of it is :mod:`capillary_provider.coupon_file.batch_reader`'s job; reading a chunk
-and naming a failed read is :mod:`capillary_provider.coupon_file.reading`'s.
-"""
+"""Sources: open a local or remote CSV for reading (``.gz`` decompressed, ``.pgp`` decrypted), read once."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from typing import Any, BinaryIO
 
 from capillary_provider.coupon_file.encrypted import DecryptedStream, GnupgHome, PgpKey, clear_name, is_encrypted
 from capillary_provider.coupon_file.errors import fail
-from capillary_provider.coupon_file.reading import DECODING_ERRORS, naming_a_full_disk, read_chunk
+from capillary_provider.coupon_file.reading import CHUNK_SIZE, DECODING_ERRORS, naming_a_full_disk, read_chunk
 from capillary_provider.exceptions import CouponFileError
 
 
@@ -80,7 +76,7 @@ class _Finishing:
             raise
 
     def finish(self) -> None:
-        while read_chunk(self, 1 << 20, self.name):  # type: ignore[arg-type]
+        while read_chunk(self, CHUNK_SIZE, self.name):  # type: ignore[arg-type]
             pass
         self._clear.finish()
 
@@ -168,7 +164,7 @@ class ReadOnce:
             if self._spool is None:
                 self._spool = tempfile.NamedTemporaryFile(prefix="capillary-spool-", suffix=".pgp", dir=self._spool_dir)  # noqa: SIM115
                 with open_coupon_source(self.path, self.name) as stream, naming_a_full_disk(self._spool, name):
-                    shutil.copyfileobj(stream, self._spool, 1 << 20)
+                    shutil.copyfileobj(stream, self._spool, CHUNK_SIZE)
                     self._spool.flush()
             cipher = self._spool.name
         assert self._home is not None

@@ -1,7 +1,5 @@
-"""Reading Capillary's answers: the JSON envelope and its ``result``, an error status classed, secrets redacted.
-
-Private to the hook. Functions of one answer and of the secrets its text must not show (the hook passes
-its client secret and tokens), so every endpoint method reads answers the same way.
+"""Reading Capillary's answers, private to the hook: the JSON envelope and its ``result``, an error status
+classed, the secrets the hook passes (client secret, tokens) redacted from any quoted text.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """CapillaryBaseHook: the connection, its hosts and HTTP settings, the OAuth token, and reading answers.
 
-Split from the endpoint methods (:mod:`capillary_provider.hooks.capillary`) the way Databricks splits
-its base hook: everything here is shared by every endpoint, nothing here knows one.
+Shared by every endpoint method (:mod:`capillary_provider.hooks.capillary`); nothing here knows one.
 """
 
 from __future__ import annotations
@@ -29,13 +28,14 @@ from capillary_provider.hooks._answers import (
     read_result,
     read_token,
 )
-from capillary_provider.hooks._extras import read_http_settings, read_timeout
 from capillary_provider.hooks._form import CONN_TYPE
 from capillary_provider.hooks._transport import (
     TOKENS,
     LargeBlockAdapter,
     base_url,
     is_transient,
+    read_http_settings,
+    read_timeout,
     retrying,
     send,
 )
@@ -58,7 +58,7 @@ class CapillaryBaseHook(BaseHook):
 
     :param capillary_conn_id: the Airflow connection to use.
     :param timeout: (connect, read) timeouts in seconds for every call; default: the connection's
-        ``timeout`` extra, else :data:`~capillary_provider.hooks._extras.DEFAULT_TIMEOUT`.
+        ``timeout`` extra, else :data:`~capillary_provider.hooks._transport.DEFAULT_TIMEOUT`.
     :param retry_limit: attempts for calls that are safe to repeat (token, status, and uploads that were
         refused before being processed).
     :param retry_max_wait: longest pause between two attempts, in seconds; also caps ``Retry-After``.
@@ -87,8 +87,6 @@ class CapillaryBaseHook(BaseHook):
         self._connection: Connection | None = None
         self._session: requests.Session | None = None
 
-    # -- connection -------------------------------------------------------------------------------
-
     @property
     def connection(self) -> Connection:
         """The Airflow connection, read on first use and kept until :meth:`refresh_connection`."""
@@ -104,7 +102,7 @@ class CapillaryBaseHook(BaseHook):
 
     @cached_property
     def api_url(self) -> str:
-        """Base URL of the API host, where tokens and series come from."""
+        """Base URL of the API host (tokens, series)."""
         if not self.connection.host:
             raise CapillaryConfigError(
                 f"Connection {self.capillary_conn_id!r} has no API host: set it, e.g. eu.api.capillarytech.com"
@@ -149,8 +147,6 @@ class CapillaryBaseHook(BaseHook):
         bare = any(host and "://" not in host and url.startswith(base_url(host)) for host in hosts)
         kwargs.setdefault("timeout", self.timeout)
         return send(self.session, method, url, bare_host=bare, **self.http_settings, **kwargs)
-
-    # -- token ------------------------------------------------------------------------------------
 
     def get_token(self) -> str:
         """Return a valid OAuth token, asking Capillary for a new one when the cached one is about to expire.
@@ -226,8 +222,6 @@ class CapillaryBaseHook(BaseHook):
         mask_secret(token)
         return token, ttl
 
-    # -- answers ----------------------------------------------------------------------------------
-
     def _retrying(self, call: Callable[[], Any], *, when: Callable[[BaseException], bool] = is_transient) -> Any:
         return retrying(call, when=when, attempts=self.retry_limit, max_wait=self.retry_max_wait, log=self.log)
 
@@ -245,11 +239,9 @@ class CapillaryBaseHook(BaseHook):
         return [self.connection.password, response.request.headers.get(TOKEN_HEADER), self._token]
 
     def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """The answer's JSON object (see :func:`._answers.read_envelope`)."""
         return read_envelope(response, what, self._secrets(response))
 
     def _result(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """Capillary's ``result`` of an answer (see :func:`._answers.read_result`)."""
         return read_result(response, what, self._secrets(response))
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
@@ -276,10 +268,7 @@ class CapillaryBaseHook(BaseHook):
 
     @property
     def aborted(self) -> bool:
-        """True once :meth:`abort` was called."""
         return self._aborted.is_set()
-
-    # -- connection test --------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """Prove the credentials (and the hosts) by asking for a token; nothing is uploaded."""

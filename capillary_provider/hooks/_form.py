@@ -1,11 +1,8 @@
 """The connection form of the ``capillary`` connection type, derived from its one declaration.
 
-Private to the hook. Airflow 3.2+ reads the form from :func:`~capillary_provider.get_provider_info.
-get_provider_info` (``ui-field-behaviour``, ``conn-fields``) and never calls the hook's form methods when
-the provider info declares the form, so they raise no deprecation warning there. Airflow 3.1 knows only
-those methods, and reads them only from the class of the connection type itself (not from a base class):
-:class:`~capillary_provider.hooks.capillary.CapillaryHook` keeps them, their bodies live here. Neither
-auth nor transport: kept apart from both.
+Private to the hook. Airflow 3.2+ reads the form from the provider info and never calls the hook's form
+methods (so they raise no deprecation warning there); Airflow 3.1 knows only those methods, whose bodies
+live here.
 """
 
 from __future__ import annotations

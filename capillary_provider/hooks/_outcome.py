@@ -1,8 +1,6 @@
 """What a failed upload means: sent again by the hook, not stored, or perhaps stored (the outcome unknown).
 
-Private to the hook, and the one place that decides it: the hook retries only the failures that leave no
-doubt (Capillary never took the body), and turns the others into the errors its callers decide on.
-No HTTP library: the answers arrive here already translated into our exceptions.
+Private to the hook, and the one place that decides it. No HTTP library: failures arrive as our exceptions.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Transport for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: session, errors, retries, tokens.
+"""Transport, private to the hook: knows HTTP but no Capillary endpoint.
 
-Private to the hook. What is here knows HTTP but no Capillary endpoint: a session whose requests can
-be cut from another thread (``on_kill``), retries with backoff that honour ``Retry-After``, the
-translation of ``requests``' errors into ours, and the process-wide token cache. The upload body (what is
-sent, its length, its progress) is :mod:`._upload_body`'s.
+A session whose requests can be cut from another thread (``on_kill``), the connection's HTTP extras
+(``timeout``, ``verify``, ``proxies``) read and checked, retries that honour ``Retry-After``,
+``requests``' errors translated into ours, and the process-wide token cache.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import requests
@@ -98,6 +97,53 @@ class LargeBlockAdapter(HTTPAdapter):
             if sock is not None:
                 with contextlib.suppress(OSError):  # already closed
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+DEFAULT_TIMEOUT = (10.0, 120.0)
+"""(connect, read) seconds. The read timeout also bounds how long Capillary may take to answer an upload."""
+
+
+def read_timeout(conn_id: str, value: Any) -> tuple[float, float]:
+    """(connect, read) seconds from the ``timeout`` extra: seconds, ``[connect, read]`` or ``"10, 120"``."""
+    try:
+        if value in (None, ""):
+            return DEFAULT_TIMEOUT
+        if isinstance(value, str) and "," in value:  # "10, 120" from the connection form
+            value = value.strip("[] ").split(",")
+        if isinstance(value, (list, tuple)):
+            connect, read = (float(part) for part in value)
+            return connect, read
+        return float(value), float(value)
+    except (TypeError, ValueError):
+        raise CapillaryConfigError(
+            f"Connection {conn_id!r}: the extra 'timeout' must be seconds or [connect, read], not {value!r}"
+        ) from None
+
+
+def read_http_settings(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``verify`` and ``proxies`` from the connection's extras, as ``requests`` takes them per request."""
+    settings: dict[str, Any] = {}
+    verify = extra.get("verify")
+    if isinstance(verify, str) and verify.strip().lower() in ("false", "true"):
+        verify = verify.strip().lower() == "true"
+    if verify not in (None, ""):
+        if not isinstance(verify, (bool, str)):
+            raise CapillaryConfigError(
+                f"Connection {conn_id!r}: the extra 'verify' must be true, false or the path of a CA bundle, "
+                f"not {verify!r}"
+            )
+        settings["verify"] = verify
+    proxies = extra.get("proxies")
+    if isinstance(proxies, str) and proxies.strip():  # one proxy URL from the connection form
+        proxies = {"http": proxies.strip(), "https": proxies.strip()}
+    if proxies:
+        if not isinstance(proxies, Mapping):
+            raise CapillaryConfigError(
+                f"Connection {conn_id!r}: the extra 'proxies' must map a scheme to a proxy URL, "
+                'e.g. {"https": "http://proxy:3128"}'
+            )
+        settings["proxies"] = {str(k): str(v) for k, v in proxies.items()}
+    return settings
 
 
 def request_id(response: requests.Response) -> str | None:
@@ -229,10 +275,6 @@ class TokenCache:
         """Forget ``key``'s token if it is still ``token`` (another hook may have renewed it already)."""
         if token is None or self._tokens.get(key, ("", 0.0))[0] == token:
             self._tokens.pop(key, None)
-
-    def clear(self) -> None:
-        with self.lock:
-            self._tokens.clear()
 
 
 TOKENS = TokenCache()

@@ -1,8 +1,5 @@
-"""The body of an upload, for :class:`~capillary_provider.hooks.capillary.CapillaryHook`: what a file to upload
-may be, opening it with the bytes it has left, and the wrapper that reports progress and stops on an abort.
-
-Private to the hook, and apart from :mod:`._transport` (the session, errors, retries and tokens): nothing
-here speaks HTTP, it only serves bytes to the multipart encoder and counts them.
+"""The body of an upload, private to the hook: what a file to upload may be, opened with the bytes it has
+left, and the wrapper that reports progress and stops on an abort. No HTTP here.
 """
 
 from __future__ import annotations

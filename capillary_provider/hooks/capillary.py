@@ -1,12 +1,9 @@
 """CapillaryHook: one short method per Capillary endpoint (coupon and redeemed-coupon uploads, statuses, series).
 
-The hook is the only code in this package that speaks HTTP (with its base,
-:mod:`capillary_provider.hooks._base`, and its private transport, :mod:`._transport`). The operators,
-sensor and trigger call its methods; nothing else builds a URL or sees a token. What callers must
-decide on comes out as our own exceptions: a
-:class:`~capillary_provider.exceptions.CapillaryTransientError` (worth another try, with its
-``retry_after``) or a :class:`~capillary_provider.exceptions.CapillaryUploadOutcomeUnknown` (the
-upload may have been stored: look for it before sending it again).
+Nothing outside ``hooks/`` builds a URL or sees a token. What callers must decide on comes out as our
+own exceptions: :class:`~capillary_provider.exceptions.CapillaryTransientError` (try again later) or
+:class:`~capillary_provider.exceptions.CapillaryUploadOutcomeUnknown` (look for the upload before
+sending it again).
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -40,7 +38,7 @@ from capillary_provider.hooks._upload_body import (
     log_progress,
     open_source,
 )
-from capillary_provider.identifiers import CouponIdentifier, IdentifierType
+from capillary_provider.identifiers import CouponIdentifier, IdentifierType, parse
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, REDEEMED_COUPON, UploadKind
 
@@ -54,10 +52,9 @@ class CapillaryHook(CapillaryBaseHook):
     """Talk to Capillary's coupon APIs with an Airflow connection of type ``capillary``.
 
     See :class:`~capillary_provider.hooks._base.CapillaryBaseHook` for the connection's fields and
-    extras, and the constructor's parameters. Nothing is read from the connection until the first call.
+    extras, and the constructor's parameters. Airflow 3.1 reads the connection form from this class
+    only (not from a base class): hence its two form methods here.
     """
-
-    # -- connection form (Airflow 3.1 reads it from the connection type's own class; see :mod:`._form`) --
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -68,8 +65,6 @@ class CapillaryHook(CapillaryBaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the connection form (``coupon_host``), for Airflow 3.1."""
         return connection_form_widgets()
-
-    # -- upload jobs ------------------------------------------------------------------------------
 
     def get_upload_jobs(self, coupon_series_id: int | str, kind: UploadKind = COUPON) -> list[UploadJob]:
         """Return every upload job of a coupon series (one call, whatever the number of jobs).
@@ -94,10 +89,7 @@ class CapillaryHook(CapillaryBaseHook):
         raise CapillaryError(f"Coupon series {coupon_series_id} has no upload job {job_id}")
 
     async def aget_upload_jobs(self, coupon_series_id: int | str, kind: UploadKind = COUPON) -> list[UploadJob]:
-        """:meth:`get_upload_jobs` for async code (triggers): the event loop never blocks.
-
-        The connection is resolved with Airflow's async API; the HTTP calls run in a worker thread.
-        """
+        """:meth:`get_upload_jobs` for triggers: the connection read with Airflow's async API, the HTTP in a thread."""
         await self.aconnection()  # read here, the worker thread's sync read finds it done
         jobs: list[UploadJob] = await sync_to_async(self.get_upload_jobs, thread_sensitive=False)(
             coupon_series_id, kind
@@ -123,14 +115,10 @@ class CapillaryHook(CapillaryBaseHook):
             raise CapillaryApiError(
                 f"Capillary answered the {what} without an entity list", status_code=response.status_code
             )
-        return next(
-            (
-                series
-                for series in entity
-                if isinstance(series, dict) and str(series.get("id")) == str(coupon_series_id)
-            ),
-            None,
-        )
+        for series in entity:
+            if isinstance(series, dict) and str(series.get("id")) == str(coupon_series_id):
+                return series
+        return None
 
     def upload_coupon_file(
         self,
@@ -146,7 +134,7 @@ class CapillaryHook(CapillaryBaseHook):
         :param customer_identifier: MOBILE, EMAIL, EXTERNAL_ID, USER_ID or NOT_TAGGED.
         :param customer_identifier_column: zero-based index of the identifier column, if any.
         """
-        fields = {"customerIdentifier": _identifier(customer_identifier, COUPON)}
+        fields = {"customerIdentifier": _choice("customer_identifier", IdentifierType, customer_identifier, COUPON)}
         if customer_identifier_column is not None:
             fields["customerIdentifierColumn"] = str(customer_identifier_column)
         return self.upload_file(COUPON, coupon_series_id, file, file_name=file_name, fields=fields)
@@ -170,13 +158,9 @@ class CapillaryHook(CapillaryBaseHook):
             zero-based column, sent as Capillary's ``uploadHeaders``.
         :param details: free text about this upload (``Details``).
         """
-        if coupon_identifier not in CouponIdentifier._value2member_map_:
-            raise CapillaryConfigError(
-                f"coupon_identifier must be one of {', '.join(CouponIdentifier)}, not {coupon_identifier!r}"
-            )
         fields = {
-            "customerIdentifier": _identifier(customer_identifier, REDEEMED_COUPON),
-            "couponIdentifier": coupon_identifier,
+            "customerIdentifier": _choice("customer_identifier", IdentifierType, customer_identifier, REDEEMED_COUPON),
+            "couponIdentifier": _choice("coupon_identifier", CouponIdentifier, coupon_identifier),
             "uploadHeaders": json.dumps(dict(upload_headers), separators=(",", ":")),
         }
         if details:
@@ -227,8 +211,7 @@ class CapillaryHook(CapillaryBaseHook):
     def _send_upload(
         self, call: Callable[[], UploadJob], file_name: str, series_id: int | str, length: int
     ) -> UploadJob:
-        """Send one upload, retried here only where Capillary cannot have stored it, and log it. A kill, or a
-        failure that may have stored it, is raised as the error the caller decides on (see :mod:`._outcome`)."""
+        """Send one upload, retried only where Capillary cannot have stored it (see :mod:`._outcome`), and log it."""
         started = time.monotonic()
         if self._aborted.is_set():
             raise CouponUploadAborted(f"Not uploading {file_name}: the task was killed")
@@ -265,12 +248,12 @@ class CapillaryHook(CapillaryBaseHook):
 
 
 def _upload_what(file_name: str, coupon_series_id: int | str) -> str:
-    """How messages name one upload."""
     return f"upload of {file_name} to coupon series {coupon_series_id}"
 
 
-def _identifier(value: str, kind: UploadKind) -> str:
+def _choice(parameter: str, choices: type[StrEnum], value: str, kind: UploadKind | None = None) -> str:
+    """``value`` as the member of ``choices`` it names (among those ``kind`` takes); else a config error."""
     try:
-        return IdentifierType.parse(value, allowed=kind.customer_identifiers).value
+        return parse(choices, value, kind.customer_identifiers if kind else None).value
     except ValueError as exc:
-        raise CapillaryConfigError(f"customer_identifier {exc}") from None
+        raise CapillaryConfigError(f"{parameter} {exc}") from None
