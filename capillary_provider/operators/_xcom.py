@@ -10,16 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from capillary_provider.jobs import UploadJob
-from capillary_provider.operators._files import files_summary
-from capillary_provider.verdict import overall_status, summarize
+from capillary_provider.run import UploadRun, summary
+from capillary_provider.verdict import overall_status
 
 XCOM_JOB_ID = "job_id"
 XCOM_JOB_IDS = "job_ids"
 XCOM_STATUS = "status"
 XCOM_SUMMARY = "summary"
-XCOM_FILES = "source_files"
-"""Each source file with its batch names (and skipped rows), pushed before waiting: the verdict's summary
-reads it back, also after a deferral."""
+XCOM_RUN = "upload_run"
+"""The run's record (:class:`~capillary_provider.run.UploadRun`), pushed once before waiting: a task resumed
+after a deferral is a new operator object, and reads its files back from here."""
 
 
 def push_jobs(ti: Any, jobs: Sequence[UploadJob]) -> None:
@@ -29,20 +29,24 @@ def push_jobs(ti: Any, jobs: Sequence[UploadJob]) -> None:
     ti.xcom_push(key=XCOM_STATUS, value=overall_status(jobs))
 
 
-def source_files(ti: Any) -> list[dict[str, Any]]:
-    """This task instance's own :data:`XCOM_FILES` (after a deferral, the operator is a new object).
+def push_run(ti: Any, run: UploadRun) -> None:
+    """Push the run's record (:data:`XCOM_RUN`)."""
+    ti.xcom_push(key=XCOM_RUN, value=run.to_dict())
+
+
+def pull_run(ti: Any) -> UploadRun | None:
+    """This task instance's own record (:data:`XCOM_RUN`), or None if it pushed none.
 
     ``map_indexes`` is given: without it Airflow returns the values of every map index.
     """
     map_index = ti.map_index if ti.map_index is not None else -1
-    records: list[dict[str, Any]] = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_FILES, map_indexes=map_index) or []
-    return records
+    data = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_RUN, map_indexes=map_index)
+    return UploadRun.from_dict(data) if data else None
 
 
-def push_summary(ti: Any, series_id: str, jobs: Sequence[UploadJob], failure: str | None) -> dict[str, Any]:
-    """Push ``status`` and ``summary`` (with ``failure``: why the task fails, or None) and return the summary:
-    the jobs' summary with the files of :data:`XCOM_FILES` (pushed by this task instance before it waited)."""
-    summary = {**summarize(series_id, jobs, failure), **files_summary(source_files(ti), jobs)}
-    ti.xcom_push(key=XCOM_STATUS, value=summary["status"])
-    ti.xcom_push(key=XCOM_SUMMARY, value=summary)
-    return summary
+def push_summary(ti: Any, run: UploadRun, failure: str | None) -> dict[str, Any]:
+    """Push ``status`` and ``summary`` of the run (``failure``: why the task fails, or None); return the summary."""
+    result = summary(run, failure)
+    ti.xcom_push(key=XCOM_STATUS, value=result["status"])
+    ti.xcom_push(key=XCOM_SUMMARY, value=result)
+    return result
