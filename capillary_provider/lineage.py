@@ -1,7 +1,7 @@
 """OpenLineage for the upload operators: the source files in, the coupon series out, with the row counts.
 
-It takes plain data (the run's record, :mod:`capillary_provider.run`, and the coupon host), not the
-operator, so it imports nothing of the operators. The OpenLineage provider
+A function of the run's record (:mod:`capillary_provider.run`) and the coupon host, not of the operator,
+which it does not import. The OpenLineage provider
 (``pip install 'airflow-provider-capillary[openlineage]'``) calls the operators'
 ``get_openlineage_facets_on_complete``, which asks :func:`facets_on_complete`. Without the provider
 the import fails and no lineage is reported; nothing else changes.
@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from capillary_provider.assets import coupon_host
-from capillary_provider.run import UploadRun
+from capillary_provider.run import UploadRun, summary
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,11 @@ def facets_on_complete(run: UploadRun, coupon_url: str) -> Any:
     except ImportError:
         log.debug("OpenLineage provider not installed: no lineage for coupon series %s", run.series_id)
         return None
-    names = [source_dataset_name(file.source) for file in run.files]
-    inputs = [InputDataset(namespace=namespace, name=name) for namespace, name in names]
+    inputs = [InputDataset(namespace=ns, name=name) for ns, name in (source_dataset_name(f.source) for f in run.files)]
     out_namespace, out_name = series_dataset_name(coupon_url, run.series_id.strip())
     facets: dict[str, Any] = {}
-    if run.jobs and all(job.is_terminal for job in run.jobs):
-        accepted = sum(job.total_uploaded_count for job in run.jobs)
-        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=accepted)
+    if run.jobs and all(job.is_terminal for job in run.jobs):  # the rows accepted are known once every job is done
+        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=summary(run)["accepted_rows"])
     return OperatorLineage(
         inputs=inputs, outputs=[OutputDataset(namespace=out_namespace, name=out_name, outputFacets=facets)]
     )

@@ -11,7 +11,6 @@ own (:mod:`._prepare`, :mod:`._exactly_once`, :mod:`capillary_provider.job_waite
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
@@ -43,8 +42,7 @@ from capillary_provider.operators._prepare import prepare_file
 from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
-from capillary_provider.operators._xcom import pull_run, push_jobs, push_run, push_summary
-from capillary_provider.run import RunFile, UploadRun, summary
+from capillary_provider.run import XCOM_RUN, RunFile, UploadRun, pull_run, push_jobs, push_summary, summary
 from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
 
 if TYPE_CHECKING:
@@ -186,7 +184,7 @@ class BaseUploadOperator(JobWaiter):
             self.upload_run = UploadRun(series_id, self.upload_kind.name, named)
             for path in paths:
                 files.append(prepare_file(self, context, path, rules))
-            self.upload_run = replace(self.upload_run, files=tuple(prepared.entry() for prepared in files))
+            self.upload_run = UploadRun(series_id, self.upload_kind.name, tuple(f.entry() for f in files))
             if self.dry_run_only:
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
                 return dry_run_summary(series_id, files)
@@ -198,11 +196,10 @@ class BaseUploadOperator(JobWaiter):
             for prepared in files:
                 prepared.close()
         self.upload_run = self.upload_run.with_jobs(jobs)
-        push_run(context["ti"], self.upload_run)
+        context["ti"].xcom_push(key=XCOM_RUN, value=self.upload_run.to_dict())
         if not self.wait_for_completion:
             return summary(self.upload_run)
-        jobs = self._wait(context, series_id, jobs)
-        self.upload_run = self.upload_run.with_jobs(jobs)
+        self.upload_run = self.upload_run.with_jobs(self._wait(context, series_id, jobs))
         return finish(self, context, self.upload_run)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -158,9 +158,8 @@ class PreparedFile:
 
     def entry(self) -> RunFile:
         """This file in the run's record: what the summary, lineage and the archive need once it is uploaded."""
-        if self.skipped is None:
-            return RunFile(self.name, tuple(self.names))
-        return RunFile(self.name, tuple(self.names), self.skipped.count, str(self.skipped.rejected_rows_to))
+        skipped = (self.skipped.count, str(self.skipped.rejected_rows_to)) if self.skipped else (None, None)
+        return RunFile(self.name, tuple(self.names), *skipped)
 
 
 def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, Any]:
@@ -172,12 +171,8 @@ def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, 
             if len(files) > 1:
                 entry["source"] = prepared.name
             batches.append(entry)
-    return {
-        "coupon_series_id": series_id,
-        "dry_run": True,
-        "total_rows": sum(prepared.plan.rows for prepared in files),
-        "batches": batches,
-    }
+    total = sum(prepared.plan.rows for prepared in files)
+    return {"coupon_series_id": series_id, "dry_run": True, "total_rows": total, "batches": batches}
 
 
 def archive(sources: Sequence[ObjectStoragePath], folder: ObjectStoragePath, *, move: bool, log: Any) -> list[str]:

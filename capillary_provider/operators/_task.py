@@ -1,8 +1,6 @@
-"""What the steps of an upload run read of their task: :class:`UploadTask`, the operator seen from its steps.
-
-The steps (:mod:`._prepare`, :mod:`._finish`) are plain functions of the task, so that
-:class:`~capillary_provider.operators._base.BaseUploadOperator`'s ``execute`` reads as the list of its steps.
-They take the operator through this protocol rather than importing it, so no step imports the operator back.
+"""What the steps of an upload run (:mod:`._prepare`, :mod:`._finish`: plain functions, so that ``execute``
+reads as the list of its steps) read of their task: :class:`UploadTask`, the operator seen through a
+protocol, so that no step imports the operator back.
 """
 
 from __future__ import annotations
