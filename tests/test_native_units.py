@@ -78,6 +78,7 @@ def test_declared_series_outlet_gets_the_extra_instead_of_the_alias() -> None:
         ("file:///data/coupons.csv", ("file", "/data/coupons.csv")),
         ("/data/coupons.csv", ("file", "/data/coupons.csv")),
         ("gs://b/c.csv.gz", ("gs://b", "c.csv.gz")),
+        ("s3://aws_default@bucket/in/coupons.csv", ("s3://bucket", "in/coupons.csv")),  # a source's conn_id@ left out
     ],
 )
 def test_source_dataset_names_follow_openlineage_naming(source: str, expected: tuple[str, str]) -> None:
