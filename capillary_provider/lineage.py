@@ -1,7 +1,7 @@
 """OpenLineage for the upload operators: the source files in, the coupon series out, with the row counts.
 
-It takes plain data (the series, the files read, the summary, the coupon host), not the operator, so it
-imports nothing of the operators. The OpenLineage provider
+A function of the run's record (:mod:`capillary_provider.run`) and the coupon host, not of the operator,
+which it does not import. The OpenLineage provider
 (``pip install 'airflow-provider-capillary[openlineage]'``) calls the operators'
 ``get_openlineage_facets_on_complete``, which asks :func:`facets_on_complete`. Without the provider
 the import fails and no lineage is reported; nothing else changes.
@@ -10,30 +10,32 @@ the import fails and no lineage is reported; nothing else changes.
   the one file), named as OpenLineage names files: a local file is namespace ``file`` and its absolute
   path; ``s3://bucket/key`` is namespace ``s3://bucket``, name ``key`` (any other scheme the same way).
 - output: the series, namespace ``capillary://{coupon host}``, name ``coupon-series/{id}`` (the same
-  URI as its Airflow Asset), with an ``outputStatistics`` facet: the rows Capillary accepted.
+  URI as its Airflow Asset), with an ``outputStatistics`` facet once every job is done: the rows Capillary
+  accepted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from capillary_provider.assets import coupon_host
+from capillary_provider.run import UploadRun, summary
 
 log = logging.getLogger(__name__)
 
 
 def source_dataset_name(source: str) -> tuple[str, str]:
-    """(namespace, name) of a source path or URI, after OpenLineage's naming of files and object stores."""
+    """(namespace, name) of a source path or URI, after OpenLineage's naming of files and object stores
+    (a URI's ``conn_id@`` names an Airflow connection, not the store: it is left out)."""
     if "://" not in source:
         return "file", os.path.abspath(source)
     parts = urlsplit(source)
     if parts.scheme in ("file", "local"):
         return "file", parts.path
-    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", parts.path.lstrip("/")
 
 
 def series_dataset_name(coupon_url: str, coupon_series_id: str) -> tuple[str, str]:
@@ -41,12 +43,11 @@ def series_dataset_name(coupon_url: str, coupon_series_id: str) -> tuple[str, st
     return f"capillary://{coupon_host(coupon_url)}", f"coupon-series/{coupon_series_id}"
 
 
-def facets_on_complete(coupon_series_id: str, files: Sequence[str], summary: Mapping[str, Any], coupon_url: str) -> Any:
-    """The ``OperatorLineage`` of a finished upload, or None when the OpenLineage provider is not installed.
+def facets_on_complete(run: UploadRun, coupon_url: str) -> Any:
+    """The ``OperatorLineage`` of an upload run, or None when the OpenLineage provider is not installed.
 
-    :param coupon_series_id: the series uploaded to.
-    :param files: each source file read, as a path or URI (without a ``conn_id@``).
-    :param summary: the task's summary; its ``accepted_rows`` becomes the series' ``outputStatistics``.
+    :param run: the run: its series, each source file read, and its jobs (once all are terminal, the rows
+        they accepted become the series' ``outputStatistics``).
     :param coupon_url: the connection's coupon host or URL, which names the series' namespace.
     """
     try:
@@ -57,13 +58,13 @@ def facets_on_complete(coupon_series_id: str, files: Sequence[str], summary: Map
         )
         from airflow.providers.openlineage.extractors import OperatorLineage
     except ImportError:
-        log.debug("OpenLineage provider not installed: no lineage for coupon series %s", coupon_series_id)
+        log.debug("OpenLineage provider not installed: no lineage for coupon series %s", run.series_id)
         return None
-    inputs = [InputDataset(namespace=namespace, name=name) for namespace, name in map(source_dataset_name, files)]
-    out_namespace, out_name = series_dataset_name(coupon_url, coupon_series_id.strip())
+    inputs = [InputDataset(namespace=ns, name=name) for ns, name in (source_dataset_name(f.source) for f in run.files)]
+    out_namespace, out_name = series_dataset_name(coupon_url, run.series_id.strip())
     facets: dict[str, Any] = {}
-    if "accepted_rows" in summary:
-        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=int(summary["accepted_rows"]))
+    if run.jobs and all(job.is_terminal for job in run.jobs):  # the rows accepted are known once every job is done
+        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=summary(run)["accepted_rows"])
     return OperatorLineage(
         inputs=inputs, outputs=[OutputDataset(namespace=out_namespace, name=out_name, outputFacets=facets)]
     )

@@ -11,7 +11,9 @@ from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
 
 from capillary_provider import lineage, metrics
 from capillary_provider.assets import COUPON_SERIES_ALIAS, coupon_series_uri, record_asset_event
+from capillary_provider.jobs import UploadJob
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
+from capillary_provider.run import RunFile, UploadRun
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import mobile_rows
 
@@ -76,6 +78,7 @@ def test_declared_series_outlet_gets_the_extra_instead_of_the_alias() -> None:
         ("file:///data/coupons.csv", ("file", "/data/coupons.csv")),
         ("/data/coupons.csv", ("file", "/data/coupons.csv")),
         ("gs://b/c.csv.gz", ("gs://b", "c.csv.gz")),
+        ("s3://aws_default@bucket/in/coupons.csv", ("s3://bucket", "in/coupons.csv")),  # a source's conn_id@ left out
     ],
 )
 def test_source_dataset_names_follow_openlineage_naming(source: str, expected: tuple[str, str]) -> None:
@@ -85,7 +88,9 @@ def test_source_dataset_names_follow_openlineage_naming(source: str, expected: t
 @pytest.mark.integration
 def test_lineage_on_complete_with_the_openlineage_provider(capillary_conn: SandboxClient) -> None:
     op = _operator(source="s3://bucket/in.csv")
-    op.last_summary = {"accepted_rows": 12}
+    op.upload_run = UploadRun(
+        "42", "coupon", (RunFile("s3://bucket/in.csv"),), (UploadJob(7, "FINISHED", total_uploaded_count=12),)
+    )
     result = op.get_openlineage_facets_on_complete(None)
     [source], [series] = result.inputs, result.outputs
     assert (source.namespace, source.name) == ("s3://bucket", "in.csv")

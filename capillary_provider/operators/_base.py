@@ -32,20 +32,17 @@ from capillary_provider.operators._files import (
     NoFiles,
     PreparedFile,
     batch_file_name,
-    display_name,
     dry_run_summary,
-    files_summary,
     literal_sources,
-    recorded_files,
     resolve_sources,
+    source_name,
 )
-from capillary_provider.operators._finish import finish, record_summary
+from capillary_provider.operators._finish import finish
 from capillary_provider.operators._prepare import prepare_file
 from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
-from capillary_provider.operators._xcom import XCOM_FILES, push_jobs, source_files
-from capillary_provider.verdict import summarize
+from capillary_provider.run import XCOM_RUN, RunFile, UploadRun, pull_run, push_jobs, push_summary, summary
 from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
 
 if TYPE_CHECKING:
@@ -130,9 +127,8 @@ class BaseUploadOperator(JobWaiter):
         self.has_header = has_header
         self.spool_dir = spool_dir
         self.pgp_conn_id = pgp_conn_id
-        self.last_summary: dict[str, Any] | None = None
-        self.read_files: list[str] = []
-        """The source files this run read (lineage's inputs): known once resolved."""
+        self.upload_run = UploadRun(str(coupon_series_id), self.upload_kind.name)
+        """The record of this object's run (:mod:`capillary_provider.run`): its files once resolved, then its jobs."""
         # The series (an alias until run time) and each source file known before the run.
         assets.declare(self.inlets, self.outlets, literal_sources(source))
 
@@ -184,13 +180,14 @@ class BaseUploadOperator(JobWaiter):
         try:
             # Every file is validated before the first byte of any is sent; each upload reads what its scan read.
             paths = self._source_paths()
-            self.read_files = [display_name(path) for path in paths]
+            named = tuple(RunFile(source_name(self.source, path)) for path in paths)
+            self.upload_run = UploadRun(series_id, self.upload_kind.name, named)
             for path in paths:
                 files.append(prepare_file(self, context, path, rules))
+            self.upload_run = UploadRun(series_id, self.upload_kind.name, tuple(f.entry() for f in files))
             if self.dry_run_only:
                 self.log.info("Dry run: nothing uploaded. Batches: %s", ", ".join(n for f in files for n in f.names))
                 return dry_run_summary(series_id, files)
-            context["ti"].xcom_push(key=XCOM_FILES, value=[prepared.record() for prepared in files])
             first_upload_check = partial(check_series, self.hook, series_id, self.log) if self.check_series else None
             jobs = self._uploads.run(
                 series_id, files, partial(push_jobs, context["ti"]), before_first_upload=first_upload_check
@@ -198,30 +195,33 @@ class BaseUploadOperator(JobWaiter):
         finally:
             for prepared in files:
                 prepared.close()
+        self.upload_run = self.upload_run.with_jobs(jobs)
+        context["ti"].xcom_push(key=XCOM_RUN, value=self.upload_run.to_dict())
         if not self.wait_for_completion:
-            return {**summarize(series_id, jobs), **files_summary([f.record() for f in files], jobs)}
-        jobs = self._wait(context, series_id, jobs)
-        return finish(self, context, series_id, jobs)
+            return summary(self.upload_run)
+        self.upload_run = self.upload_run.with_jobs(self._wait(context, series_id, jobs))
+        return finish(self, context, self.upload_run)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: the same verdict as a wait in the worker."""
+        """Resume after the trigger: the run's record read back from XCom, the same verdict as a wait in the worker."""
         self.check_parameters(rendered=True)
-        series_id = str(self.coupon_series_id)
-        self.read_files = recorded_files(self.source, source_files(context["ti"]))
+        run = self.upload_run = pull_run(context["ti"]) or UploadRun(str(self.coupon_series_id), self.upload_kind.name)
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
-            last = event_jobs(event, self.upload_kind)
-            record_summary(self, context, series_id, last, str((event or {}).get("message")))
+            self.upload_run = run.with_jobs(event_jobs(event, self.upload_kind))
+            push_summary(context["ti"], self.upload_run, str((event or {}).get("message")))
             raise
-        return finish(self, context, series_id, jobs)
+        self.upload_run = run.with_jobs(jobs)
+        return finish(self, context, self.upload_run)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file in, the coupon series out (:mod:`capillary_provider.lineage`)."""
-        # Before any file is read (no run in this object), the files named literally are all that is known.
-        files = self.read_files or [display_name(getattr(s, "uri", s)) for s in literal_sources(self.source)]
-        summary = self.last_summary or {}
-        return lineage.facets_on_complete(str(self.coupon_series_id), files, summary, self.hook.coupon_url)
+        run = self.upload_run
+        if not run.files:  # no run in this object yet: the files named literally are all that is known
+            literal = tuple(RunFile(str(getattr(s, "uri", s))) for s in literal_sources(self.source))
+            run = UploadRun(str(self.coupon_series_id), run.kind, literal)
+        return lineage.facets_on_complete(run, self.hook.coupon_url)
 
     def on_kill(self) -> None:
         """Abort a running upload at once (from any thread) and say which batches Capillary already has.
@@ -254,7 +254,7 @@ class BaseUploadOperator(JobWaiter):
         watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
         done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
         if done is None:
-            record_summary(self, context, series_id, watch.last_known or jobs, watch.timeout_message())
+            push_summary(context["ti"], self.upload_run.with_jobs(watch.last_known or jobs), watch.timeout_message())
             raise CouponUploadTimeout(watch.timeout_message())
         return done
 

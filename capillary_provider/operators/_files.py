@@ -20,7 +20,7 @@ from airflow.sdk import ObjectStoragePath
 from capillary_provider.coupon_file import FilePlan, ReadOnce, RowRules
 from capillary_provider.coupon_file.rejects import SkippedRows
 from capillary_provider.exceptions import CapillaryError, CouponFileError
-from capillary_provider.jobs import UploadJob
+from capillary_provider.run import RunFile
 from capillary_provider.wording import plural
 
 _GLOB = re.compile(r"[*?\[]")
@@ -63,12 +63,10 @@ def literal_sources(source: Any) -> list[Any]:
     return [entry for entry in entries if not (isinstance(entry, str) and ("{{" in entry or _GLOB.search(entry)))]
 
 
-def recorded_files(source: Any, records: Sequence[dict[str, Any]]) -> list[str]:
-    """The files an upload read, from its :meth:`PreparedFile.record` entries (kept in XCom across a
-    deferral): each file of a list or pattern by its recorded name, a single source by its URI."""
-    if is_many(source):
-        return [record["source"] for record in records]
-    return [display_name(getattr(source, "uri", source))]
+def source_name(source: Any, path: ObjectStoragePath) -> str:
+    """The file as the task names it (messages, the summary, lineage, the archive): each file of a list or
+    pattern by its path, a single source as it was given (an Asset by its URI)."""
+    return display_name(path) if is_many(source) else str(getattr(source, "uri", source))
 
 
 def display_name(path: Any) -> str:
@@ -158,37 +156,10 @@ class PreparedFile:
         if self.skipped is not None:
             self.skipped.close()
 
-    def record(self) -> dict[str, Any]:
-        """What the verdict needs of this file after the wait (kept in XCom across a deferral)."""
-        entry: dict[str, Any] = {"source": self.name, "batch_names": list(self.names)}
-        if self.skipped is not None:
-            entry["skipped_rows"] = self.skipped.count
-            entry["rejected_rows_file"] = str(self.skipped.rejected_rows_to)
-        return entry
-
-
-def files_summary(records: Sequence[dict[str, Any]], jobs: Sequence[UploadJob]) -> dict[str, Any]:
-    """What the files add to the task's summary: the skipped rows, and one entry per file when there are
-    several (its jobs, found by their batch names, and their counts)."""
-    extra: dict[str, Any] = {}
-    skipped = [record for record in records if "skipped_rows" in record]
-    if skipped:
-        extra["skipped_rows"] = sum(record["skipped_rows"] for record in skipped)
-        extra["rejected_rows_files"] = [record["rejected_rows_file"] for record in skipped]
-    if len(records) > 1:
-        extra["files"] = []
-        for record in records:
-            mine = [job for job in jobs if job.uploaded_file_name in record["batch_names"]]
-            entry: dict[str, Any] = {
-                "source": record["source"],
-                "job_ids": [job.job_id for job in mine],
-                "total_rows": sum(job.actual_row_count for job in mine),
-                "accepted_rows": sum(job.total_uploaded_count for job in mine),
-                "rejected_rows": sum(job.error_count for job in mine),
-                **{key: record[key] for key in ("skipped_rows", "rejected_rows_file") if key in record},
-            }
-            extra["files"].append(entry)
-    return extra
+    def entry(self) -> RunFile:
+        """This file in the run's record: what the summary, lineage and the archive need once it is uploaded."""
+        skipped = (self.skipped.count, str(self.skipped.rejected_rows_to)) if self.skipped else (None, None)
+        return RunFile(self.name, tuple(self.names), *skipped)
 
 
 def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, Any]:
@@ -200,12 +171,8 @@ def dry_run_summary(series_id: str, files: Sequence[PreparedFile]) -> dict[str, 
             if len(files) > 1:
                 entry["source"] = prepared.name
             batches.append(entry)
-    return {
-        "coupon_series_id": series_id,
-        "dry_run": True,
-        "total_rows": sum(prepared.plan.rows for prepared in files),
-        "batches": batches,
-    }
+    total = sum(prepared.plan.rows for prepared in files)
+    return {"coupon_series_id": series_id, "dry_run": True, "total_rows": total, "batches": batches}
 
 
 def archive(sources: Sequence[ObjectStoragePath], folder: ObjectStoragePath, *, move: bool, log: Any) -> list[str]:

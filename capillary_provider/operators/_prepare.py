@@ -13,7 +13,7 @@ from airflow.sdk import ObjectStoragePath
 
 from capillary_provider.coupon_file import RowRules, scan_file
 from capillary_provider.coupon_file.first_row import check_first_row
-from capillary_provider.operators._files import PreparedFile, display_name, is_many
+from capillary_provider.operators._files import PreparedFile, is_many, source_name
 from capillary_provider.operators._source import open_source
 from capillary_provider.operators._task import UploadTask
 from capillary_provider.wording import plural
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def prepare_file(task: UploadTask, context: Context, path: ObjectStoragePath, rules: RowRules) -> PreparedFile:
     """Validate and plan one source file; with ``invalid_rows="skip"``, set its invalid rows aside first."""
     many = is_many(task.source)
-    name = display_name(path) if many else str(task.source)
+    name = source_name(task.source, path)
     source = open_source(
         path,
         name,

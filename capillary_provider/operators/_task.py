@@ -1,27 +1,23 @@
-"""What the steps of an upload run read of their task: :class:`UploadTask`, the operator seen from its steps.
-
-The steps (:mod:`._prepare`, :mod:`._finish`) are plain functions of the task, so that
-:class:`~capillary_provider.operators._base.BaseUploadOperator`'s ``execute`` reads as the list of its steps.
-They take the operator through this protocol rather than importing it, so no step imports the operator back.
+"""What the steps of an upload run (:mod:`._prepare`, :mod:`._finish`: plain functions, so that ``execute``
+reads as the list of its steps) read of their task: :class:`UploadTask`, the operator seen through a
+protocol, so that no step imports the operator back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from capillary_provider.coupon_file.encrypted import PgpKey
     from capillary_provider.hooks.capillary import CapillaryHook
-    from capillary_provider.kinds import UploadKind
     from capillary_provider.verdict import FailurePolicy
 
 
 class UploadTask(Protocol):
-    """The operator's parameters and helpers its steps read, and ``last_summary``, which they write."""
+    """The operator's parameters and helpers its steps read."""
 
-    upload_kind: ClassVar[UploadKind]
     source: Any
     has_header: bool | None
     delimiter: str
@@ -34,7 +30,6 @@ class UploadTask(Protocol):
     archive_to: str | ObjectStoragePath | None
     archive_mode: Literal["move", "copy"]
     outlets: list[Any]
-    last_summary: dict[str, Any] | None
 
     @property
     def log(self) -> Any: ...

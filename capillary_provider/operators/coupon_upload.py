@@ -19,7 +19,7 @@ from capillary_provider.operators import _params
 from capillary_provider.operators._base import BaseUploadOperator
 from capillary_provider.operators._files import batch_file_name
 from capillary_provider.operators._signature import SHARED_PARAMETERS, shared_arguments
-from capillary_provider.operators._xcom import XCOM_JOB_ID, XCOM_JOB_IDS, XCOM_STATUS, XCOM_SUMMARY
+from capillary_provider.run import XCOM_JOB_ID, XCOM_JOB_IDS, XCOM_STATUS, XCOM_SUMMARY
 
 __all__ = ["XCOM_JOB_ID", "XCOM_JOB_IDS", "XCOM_STATUS", "XCOM_SUMMARY", "CouponUploadOperator", "batch_file_name"]
 
