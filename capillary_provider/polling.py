@@ -223,6 +223,12 @@ def registry() -> _Registry:
     return _REGISTRIES[loop]
 
 
+def drop_registry() -> None:
+    """Forget the running event loop's pollers and budgets: a wait that ran on a loop of its own (in a
+    worker) ends with its loop, and its budget would keep the closed loop, and itself, alive."""
+    _REGISTRIES.pop(asyncio.get_running_loop(), None)
+
+
 @contextlib.asynccontextmanager
 async def subscribe(
     capillary_conn_id: str, coupon_series_id: str, kind: UploadKind, interval: float
@@ -249,6 +255,7 @@ __all__ = [
     "RequestBudget",
     "SeriesPoller",
     "Subscription",
+    "drop_registry",
     "new_hook",
     "sharing_enabled",
     "subscribe",

@@ -46,7 +46,7 @@ from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
 from capillary_provider.operators._xcom import XCOM_FILES, push_jobs, source_files
 from capillary_provider.verdict import summarize
-from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
+from capillary_provider.waiting import JobWatch, decode_event, event_jobs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -200,8 +200,7 @@ class BaseUploadOperator(JobWaiter):
                 prepared.close()
         if not self.wait_for_completion:
             return {**summarize(series_id, jobs), **files_summary([f.record() for f in files], jobs)}
-        jobs = self._wait(context, series_id, jobs)
-        return finish(self, context, series_id, jobs)
+        return self._wait(context, series_id, jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a wait in the worker."""
@@ -236,27 +235,18 @@ class BaseUploadOperator(JobWaiter):
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
-        """The jobs once terminal: deferred to the trigger after one check (resuming in ``execute_complete``),
-        or polled in the worker; a timeout in the worker pushes the summary of the last known states first."""
-        listing = partial(self.hook.get_upload_jobs, series_id, self.upload_kind)
+    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
+        """Wait for the jobs, then give the verdict. One wait (the trigger), ending in ``execute_complete``
+        either way: run in the worker, or deferred after one check (which may find the jobs done)."""
+        ids = [job.job_id for job in jobs]
+        if self.deferrable and (done := self.check_jobs(JobWatch(series_id, ids, self.log), self.upload_kind)):
+            return finish(self, context, series_id, done)
+        trigger = self.trigger(
+            series_id, ids, poll_interval=self.poll_interval, timeout=self.timeout, kind=self.upload_kind
+        )
         if self.deferrable:
-            jobs = check_once(listing, jobs, self.log)
-            if not all(job.is_terminal for job in jobs):
-                self.defer_wait(
-                    series_id,
-                    [job.job_id for job in jobs],
-                    poll_interval=self.poll_interval,
-                    timeout=self.timeout,
-                    kind=self.upload_kind,
-                )
-            return jobs
-        watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
-        done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
-        if done is None:
-            record_summary(self, context, series_id, watch.last_known or jobs, watch.timeout_message())
-            raise CouponUploadTimeout(watch.timeout_message())
-        return done
+            self.defer_wait(trigger)
+        return self.execute_complete(context, self.wait_here(trigger))
 
     # -- helpers ----------------------------------------------------------------------------------
 
