@@ -1,12 +1,8 @@
-"""JobWaiter: what every task that waits for Capillary's upload jobs has, written once for the upload
-operators and the sensor: its hook, the verdict's policy, the one status check and the one wait.
-
-There is one wait: :class:`CouponUploadTrigger`. A deferred task hands it to the triggerer
-(:meth:`JobWaiter.defer_wait`); a task waiting in the worker runs the same trigger on an event loop of
-its own (:meth:`JobWaiter.wait_here`). Either way the task ends in its ``execute_complete`` with the
-trigger's one event (:func:`~capillary_provider.waiting.decode_event`), so a timeout, a failure or a
-verdict reads the same whichever way it waited. Apart from :mod:`capillary_provider.waiting`, which the
-triggerer loads on its event loop, because this module imports the hook.
+"""JobWaiter: what every task that waits for upload jobs has (the upload operators and the sensor): its
+hook, the verdict's policy, the one status check and the one wait, :class:`CouponUploadTrigger`, deferred
+to the triggerer or run in the worker; either way the task ends in ``execute_complete`` with the trigger's
+event, so a timeout, a failure or a verdict reads the same. Apart from :mod:`capillary_provider.waiting`,
+which the triggerer loads on its event loop, because this module imports the hook.
 """
 
 from __future__ import annotations
