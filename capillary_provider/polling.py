@@ -6,8 +6,8 @@ shortest interval of its waits) and hands the answer to every wait, each taking 
 (:class:`~capillary_provider.waiting.JobWatch`). Every poller of a connection draws from that
 connection's :class:`RequestBudget` (``max_calls_per_minute`` in the connection's extra, default
 :data:`DEFAULT_MAX_CALLS_PER_MINUTE`), and a ``Retry-After`` on any call pauses every poller of the
-connection. A wait that ends or is cancelled leaves its poller; the poller stops (and closes its HTTP
-session) when its last wait leaves.
+connection. A wait that ends or is cancelled leaves its poller; the poller stops (cutting a call still in
+flight, and closing its HTTP session) when its last wait leaves.
 
 This module imports no HTTP library: the hook module is imported in a worker thread by
 :func:`new_hook` when the first poller starts.
@@ -155,7 +155,7 @@ class SeriesPoller:
             self._deliver(None, exc)
         finally:
             if hook is not None:
-                hook.close()
+                hook.abort()  # a call still in flight (in a thread) is cut, not waited for
 
     def _deliver(self, jobs: list[UploadJob] | None, error: BaseException | None) -> None:
         for subscription in list(self.subscriptions):
@@ -223,6 +223,12 @@ def registry() -> _Registry:
     return _REGISTRIES[loop]
 
 
+def drop_registry() -> None:
+    """Forget the running event loop's pollers and budgets: a wait that ran on a loop of its own (in a
+    worker) ends with its loop, and its budget would keep the closed loop, and itself, alive."""
+    _REGISTRIES.pop(asyncio.get_running_loop(), None)
+
+
 @contextlib.asynccontextmanager
 async def subscribe(
     capillary_conn_id: str, coupon_series_id: str, kind: UploadKind, interval: float
@@ -249,6 +255,7 @@ __all__ = [
     "RequestBudget",
     "SeriesPoller",
     "Subscription",
+    "drop_registry",
     "new_hook",
     "sharing_enabled",
     "subscribe",

@@ -1,15 +1,14 @@
 """Waiting for upload jobs, in one place: the assess step, poll failures, trigger events, timeouts.
 
-The worker wait (operators), the trigger (triggerer) and the sensor each only pace their polls; what
-a poll's answer means is decided here, so a deferred wait ends exactly like a wait in the worker.
-This module imports no HTTP library: the trigger imports it on the triggerer's event loop.
+The trigger (in the triggerer, or run in the worker: :mod:`capillary_provider.job_waiter`) and the
+sensor's poke only pace their polls; what a poll's answer means is decided here. This module imports
+no HTTP library: the trigger imports it on the triggerer's event loop.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from capillary_provider._compat import AirflowFailException
@@ -151,40 +150,3 @@ def decode_event(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> lis
 def event_jobs(event: dict[str, Any] | None, kind: UploadKind = COUPON) -> list[UploadJob]:
     """The jobs a trigger event carries, as they were last seen (a timeout's event carries them too)."""
     return [UploadJob.from_dict(job, kind) for job in (event or {}).get("jobs") or []]
-
-
-def check_once(list_jobs: Callable[[], Iterable[UploadJob]], jobs: list[UploadJob], log: Any) -> list[UploadJob]:
-    """One status call before deferring: the jobs if all are terminal already (no trigger needed), else
-    ``jobs`` as they were; a transient failure leaves the polling to the trigger."""
-    watch = JobWatch("", [job.job_id for job in jobs], log)
-    try:
-        done = watch.assess(list_jobs())
-    except Exception as exc:
-        next_poll_delay(exc, 0.0)
-        log.warning("Checking the upload jobs failed (%s); the trigger polls again", exc)
-        return jobs
-    return done if done is not None else jobs
-
-
-def wait_in_worker(
-    list_jobs: Callable[[], Iterable[UploadJob]], watch: JobWatch, *, poll_interval: float, timeout: float, log: Any
-) -> list[UploadJob] | None:
-    """Poll in the worker until every job of ``watch`` is terminal: the jobs, or None after ``timeout`` seconds.
-
-    Transient failures (the hook has retried already) are polled through until the deadline, like the
-    trigger does, honouring ``Retry-After``.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        delay = poll_interval
-        try:
-            done = watch.assess(list_jobs())
-        except Exception as exc:
-            delay = next_poll_delay(exc, poll_interval)
-            log.warning("Polling coupon series %s failed (%s); polling again", watch.coupon_series_id, exc)
-        else:
-            if done is not None:
-                return done
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

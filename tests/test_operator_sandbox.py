@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import capillary_provider.waiting as waiting_module
+from capillary_provider import polling
 from capillary_provider.exceptions import CouponUploadFailed, CouponUploadTimeout
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
@@ -157,18 +158,29 @@ def test_second_run_of_the_same_task_instance_uploads_nothing_again(
 def test_waiting_sleeps_poll_interval_between_status_calls(
     capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The wait in the worker runs the trigger, whose poller sleeps between status calls (polling.py)."""
     pauses: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        time.sleep(seconds)
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        pauses.append(seconds)  # a pause cut short when the wait ends is not between two calls
 
-    monkeypatch.setattr(waiting_module, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic, time=time.time))
+    monkeypatch.setattr(polling, "asyncio", SimpleNamespace(**{**vars(asyncio), "sleep": sleep}))
     make_operator(coupons, SERIES, poll_interval=0.25).execute(context)
     status_calls = [entry for entry in capillary_conn.requests() if entry["path"] == STATUS_PATH]
     assert pauses
     assert all(pause == 0.25 for pause in pauses)
     assert len(status_calls) == 1 + len(pauses) + 1  # the check before uploading, the first poll, one per wake-up
+
+
+def test_a_wait_in_the_worker_leaves_no_poller_or_budget_behind(
+    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
+) -> None:
+    """The trigger runs on an event loop of its own; its pollers and budget end with it, not with the process."""
+    before = len(polling._REGISTRIES)
+    make_operator(coupons, SERIES).execute(context)
+    gc.collect()
+    assert len(polling._REGISTRIES) == before
 
 
 # -- verdicts ---------------------------------------------------------------------------------------
@@ -249,6 +261,18 @@ def test_jobs_not_finished_before_timeout_raise_coupon_upload_timeout(
         make_operator(coupons, SERIES, timeout=0.5).execute(context)
     [job] = capillary_conn.jobs(SERIES)
     assert str(job["jobId"]) in str(info.value)
+
+
+def test_a_timeout_in_the_worker_leaves_the_summary_of_the_last_known_states_in_xcom(
+    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
+) -> None:
+    capillary_conn.set_step_seconds(3600)
+    with pytest.raises(CouponUploadTimeout) as info:
+        make_operator(coupons, SERIES, batch_size=10, timeout=0.5).execute(context)
+    summary = context["ti"].xcom["summary"]
+    assert summary["job_ids"] == sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
+    assert [job["status"] for job in summary["jobs"]] == ["STARTED"] * 3
+    assert summary["failure"] == str(info.value)
 
 
 def test_job_ids_are_in_xcom_before_waiting_ends(

@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -107,6 +109,31 @@ def test_cancelling_one_wait_leaves_the_others_and_the_poller_stops_after_the_la
     assert [r["status"] for r in results[1:]] == [EVENT_DONE, EVENT_DONE]
     assert counts == [0, 0]
     assert leftover == set()
+
+
+def test_the_last_wait_leaving_cuts_the_call_in_flight_instead_of_waiting_for_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wait cancelled mid-call (a trigger cancelled, Ctrl-C in a wait in the worker) ends at once: the
+    event loop's end waits for the call's thread, which would otherwise sit out the 30 s read timeout."""
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts the call, never answers
+        threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+        host = f"http://127.0.0.1:{server.getsockname()[1]}"
+        extra = {"timeout": [5, 30]}
+        conn = {"conn_type": "capillary", "host": host, "login": "key", "password": "secret", "extra": extra}
+        monkeypatch.setenv("AIRFLOW_CONN_CAPILLARY_DEFAULT", json.dumps(conn))
+
+        async def main() -> None:
+            wait = asyncio.create_task(_run(_trigger(SERIES, [1], 0.1, 60)))
+            while not accepted:
+                await asyncio.sleep(0.01)
+            wait.cancel()
+
+        started = time.monotonic()
+        asyncio.run(main())
+        elapsed = time.monotonic() - started
+    assert elapsed < 10, f"the loop ended {elapsed:.1f} s after the cancel: the call in flight was waited for"
 
 
 def test_the_connection_budget_paces_every_wait_of_the_process(

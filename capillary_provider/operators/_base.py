@@ -43,7 +43,7 @@ from capillary_provider.operators._series import check_series
 from capillary_provider.operators._signature import refuse_unknown
 from capillary_provider.operators._storage import storage_path
 from capillary_provider.run import XCOM_RUN, RunFile, UploadRun, pull_run, push_jobs, push_summary, summary
-from capillary_provider.waiting import JobWatch, check_once, decode_event, event_jobs, wait_in_worker
+from capillary_provider.waiting import JobWatch, decode_event, event_jobs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -199,8 +199,7 @@ class BaseUploadOperator(JobWaiter):
         context["ti"].xcom_push(key=XCOM_RUN, value=self.upload_run.to_dict())
         if not self.wait_for_completion:
             return summary(self.upload_run)
-        self.upload_run = self.upload_run.with_jobs(self._wait(context, series_id, jobs))
-        return finish(self, context, self.upload_run)
+        return self._wait(context, series_id, jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the run's record read back from XCom, the same verdict as a wait in the worker."""
@@ -209,7 +208,8 @@ class BaseUploadOperator(JobWaiter):
         try:
             jobs = decode_event(event, self.upload_kind)
         except (CouponUploadTimeout, CouponUploadFailed):
-            self.upload_run = run.with_jobs(event_jobs(event, self.upload_kind))
+            # The last known states; the jobs as uploaded when Capillary never listed them before the deadline.
+            self.upload_run = run.with_jobs(event_jobs(event, self.upload_kind) or run.jobs)
             push_summary(context["ti"], self.upload_run, str((event or {}).get("message")))
             raise
         self.upload_run = run.with_jobs(jobs)
@@ -236,27 +236,19 @@ class BaseUploadOperator(JobWaiter):
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> list[UploadJob]:
-        """The jobs once terminal: deferred to the trigger after one check (resuming in ``execute_complete``),
-        or polled in the worker; a timeout in the worker pushes the summary of the last known states first."""
-        listing = partial(self.hook.get_upload_jobs, series_id, self.upload_kind)
+    def _wait(self, context: Context, series_id: str, jobs: list[UploadJob]) -> dict[str, Any]:
+        """Wait for the jobs, then give the verdict. One wait (the trigger), ending in ``execute_complete``
+        either way: run in the worker, or deferred after one check (which may find the jobs done)."""
+        ids = [job.job_id for job in jobs]
+        if self.deferrable and (done := self.check_jobs(JobWatch(series_id, ids, self.log), self.upload_kind)):
+            self.upload_run = self.upload_run.with_jobs(done)
+            return finish(self, context, self.upload_run)
+        trigger = self.trigger(
+            series_id, ids, poll_interval=self.poll_interval, timeout=self.timeout, kind=self.upload_kind
+        )
         if self.deferrable:
-            jobs = check_once(listing, jobs, self.log)
-            if not all(job.is_terminal for job in jobs):
-                self.defer_wait(
-                    series_id,
-                    [job.job_id for job in jobs],
-                    poll_interval=self.poll_interval,
-                    timeout=self.timeout,
-                    kind=self.upload_kind,
-                )
-            return jobs
-        watch = JobWatch(series_id, [job.job_id for job in jobs], self.log)
-        done = wait_in_worker(listing, watch, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log)
-        if done is None:
-            push_summary(context["ti"], self.upload_run.with_jobs(watch.last_known or jobs), watch.timeout_message())
-            raise CouponUploadTimeout(watch.timeout_message())
-        return done
+            self.defer_wait(trigger)
+        return self.execute_complete(context, self.wait_here(trigger))
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from capillary_provider.job_waiter import JobWaiter
 from capillary_provider.jobs import UploadJob
 from capillary_provider.kinds import COUPON, UploadKind, kind_named
 from capillary_provider.verdict import FailurePolicy, summarize
-from capillary_provider.waiting import JobWatch, decode_event, next_poll_delay
+from capillary_provider.waiting import JobWatch, decode_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -89,27 +89,18 @@ class CouponUploadSensor(JobWaiter, BaseSensorOperator):
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
         self.defer_wait(
-            str(self.coupon_series_id),
-            _job_ids(self.job_ids),
-            poll_interval=float(self.poke_interval),
-            timeout=self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout),
-            kind=self.kind,
+            self.trigger(
+                str(self.coupon_series_id),
+                _job_ids(self.job_ids),
+                poll_interval=float(self.poke_interval),
+                timeout=self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout),
+                kind=self.kind,
+            )
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        try:
-            jobs = self._watch.assess(self.hook.get_upload_jobs(self.coupon_series_id, self.kind))
-        except Exception as exc:
-            # Like the operator's wait and the trigger: a poll that failed where a later one may not
-            # (after the hook's own retries) is not the verdict; the sensor's timeout bounds the wait.
-            next_poll_delay(exc, float(self.poke_interval))
-            self.log.warning("Checking coupon series %s failed (%s); poking again", self.coupon_series_id, exc)
-            return False
-        if jobs is None:
-            if self._watch.missing:
-                self.log.info("Coupon series %s does not list %s yet", self.coupon_series_id, self._watch.missing)
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self._judge(jobs))
+        jobs = self.check_jobs(self._watch, self.kind)
+        return False if jobs is None else PokeReturnValue(is_done=True, xcom_value=self._judge(jobs))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the same verdict as a poke, and a timeout is a sensor timeout."""
