@@ -14,6 +14,7 @@ import pytest
 
 from capillary_provider import polling
 from capillary_provider.exceptions import CouponUploadFailed, CouponUploadTimeout
+from capillary_provider.operators._exactly_once import BatchUploads
 from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
@@ -273,6 +274,24 @@ def test_a_timeout_in_the_worker_leaves_the_summary_of_the_last_known_states_in_
     assert summary["job_ids"] == sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
     assert [job["status"] for job in summary["jobs"]] == ["STARTED"] * 3
     assert summary["failure"] == str(info.value)
+
+
+def test_a_timeout_before_capillary_lists_the_jobs_leaves_the_jobs_as_uploaded_in_the_summary(
+    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_all = BatchUploads.run
+
+    def upload_then_fail_every_status_call(self: BatchUploads, *args: Any, **kwargs: Any) -> Any:
+        jobs = upload_all(self, *args, **kwargs)
+        capillary_conn.add_fault("status", "status", status=503, times=None)
+        return jobs
+
+    monkeypatch.setattr(BatchUploads, "run", upload_then_fail_every_status_call)
+    with pytest.raises(CouponUploadTimeout):
+        make_operator(coupons, SERIES, batch_size=10, timeout=0.5, poll_interval=0.1).execute(context)
+    summary = context["ti"].xcom["summary"]
+    assert summary["job_ids"] == sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
+    assert len(summary["jobs"]) == 3
 
 
 def test_job_ids_are_in_xcom_before_waiting_ends(
