@@ -1486,13 +1486,6 @@ def test_abort_before_any_call_opens_no_session(hook: CapillaryHook) -> None:
     assert hook._session is None
 
 
-def test_close_closes_the_session_a_call_opened(hook: CapillaryHook) -> None:
-    adapter = hook.session.get_adapter("https://coupons.example.com")
-    adapter.poolmanager.connection_from_url("https://coupons.example.com")
-    hook.close()
-    assert adapter.poolmanager.pools.keys() == set()
-
-
 def test_the_async_connection_read_is_the_one_later_calls_use(
     hook: CapillaryHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:

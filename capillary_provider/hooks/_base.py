@@ -261,11 +261,6 @@ class CapillaryBaseHook(BaseHook):
                     adapter.shutdown_in_flight()
             session.close()
 
-    def close(self) -> None:
-        """Close the HTTP session, if a call opened one (a poller, when its last wait leaves)."""
-        if self._session is not None:
-            self._session.close()
-
     @property
     def aborted(self) -> bool:
         return self._aborted.is_set()
