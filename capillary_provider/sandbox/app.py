@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from capillary_provider.sandbox.config import SandboxConfig
 from capillary_provider.sandbox.control import control_router
-from capillary_provider.sandbox.faults import Endpoint, ExpireTokens, FaultAction, FaultBook, FaultRule, JobErrored
+from capillary_provider.sandbox.faults import Endpoint, ExpireTokens, FaultAction, FaultBook, FaultRule
 from capillary_provider.sandbox.middleware import SandboxMiddleware, log_entry
 from capillary_provider.sandbox.processing import IDENTIFIER_TYPES, CsvWorker
 from capillary_provider.sandbox.redeem_routes import redeem_router
@@ -23,12 +22,11 @@ from capillary_provider.sandbox.responses import (
     cap_error,
     invalid_credentials,
     oauth_error,
-    upload_envelope,
 )
 from capillary_provider.sandbox.series import SeriesBook
 from capillary_provider.sandbox.series_routes import series_router
 from capillary_provider.sandbox.state import Job, SandboxState, iso
-from capillary_provider.sandbox.uploads import bad_series, keep_file, read_form, reject, series_id_of
+from capillary_provider.sandbox.uploads import receive_upload, series_status, start_job
 
 __all__ = ["SandboxConfig", "create_app"]
 
@@ -117,59 +115,29 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.post("/coupon/api/v1/upload/file/{series}")
     async def upload_file(request: Request, series: str) -> Response:
-        action, entry, early = sandbox.begin(request, "upload")
-        if early is not None:
-            return early
-        series_id = series_id_of(series)
-        if series_id is None:
-            return bad_series(series)
-        form = await read_form(request, sandbox.uploads_dir, entry)
-        if isinstance(form, Response):
-            return form
-        problem = _form_problem(form.fields, form.file_name)
-        if problem is not None or form.file_path is None or form.file_name is None:
-            return reject(form, problem or "file is required")
-        column = form.fields.get("customerIdentifierColumn", "").strip()
-        job_id = sandbox.state.new_job_id()
-        file_name, disk_path = keep_file(form.file_path, form.file_name, sandbox.uploads_dir, job_id, series_id)
-        job = Job(
-            job_id=job_id,
-            series_id=series_id,
-            created=time.time(),
-            file_name=file_name,
-            uploaded_file_name=form.file_name,
-            uploaded_file_url=f"sandbox/uploads/{disk_path.name}",
-            disk_path=disk_path,
-            identifier=form.fields["customerIdentifier"].strip(),
+        upload = await receive_upload(sandbox, request, "upload", series)
+        if isinstance(upload, Response):
+            return upload
+        problem = _form_problem(upload.fields)
+        if problem is not None:
+            return upload.reject(problem)
+        column = upload.fields.get("customerIdentifierColumn", "").strip()
+        return await start_job(
+            sandbox,
+            upload,
+            Job,
+            identifier=upload.fields["customerIdentifier"].strip(),
             identifier_column=int(column) if column else None,
-            force_errored=isinstance(action, JobErrored),
         )
-        sandbox.state.add_job(job)
-        sandbox.worker.submit(job)
-        entry["jobId"] = job_id
-        view = job.view(job.created, sandbox.state.step_seconds, as_created=True)
-        return await after_processing("upload", action, upload_envelope(series_id, file_name, [view]))
 
     @app.get("/coupon/api/v1/upload/getUploadStatus/{series}")
     async def upload_status(request: Request, series: str) -> Response:
-        action, _, early = sandbox.begin(request, "status")
-        if early is not None:
-            return early
-        series_id = series_id_of(series)
-        if series_id is None:
-            return bad_series(series)
-        jobs = sandbox.state.series_jobs(series_id)
-        now, step = time.time(), sandbox.state.step_seconds
-        latest = jobs[-1].file_name if jobs else None
-        response = upload_envelope(series_id, latest, [job.view(now, step) for job in jobs])
-        return await after_processing("status", action, response)
+        return await series_status(sandbox, request, "status", series, Job)
 
     return app
 
 
-def _form_problem(fields: dict[str, str], file_name: str | None) -> str | None:
-    if file_name is None:
-        return "file is required"
+def _form_problem(fields: dict[str, str]) -> str | None:
     identifier = fields.get("customerIdentifier", "").strip()
     if not identifier:
         return "customerIdentifier is required"
