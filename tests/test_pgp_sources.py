@@ -44,31 +44,43 @@ def run(source: Any, conn_id: str | None, context: dict[str, Any], **kwargs: Any
     return make_operator(source, SERIES, batch_size=10, pgp_conn_id=conn_id, **kwargs).execute(context)
 
 
-@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gpg"])
+def refused(
+    error: type[Exception],
+    source: Path,
+    conn_id: str | None,
+    context: dict[str, Any],
+    sandbox: SandboxClient,
+    **kwargs: Any,
+) -> str:
+    """Run the upload of ``source``, which must fail with ``error`` before anything reaches Capillary; its message."""
+    with pytest.raises(error) as failure:
+        run(source, conn_id, context, **kwargs)
+    assert sandbox.jobs(SERIES) == []
+    return str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "gzipped", "as_uri"),
+    [
+        pytest.param("coupons.csv.pgp", False, False, id="pgp"),
+        pytest.param("coupons.csv.gpg", False, False, id="gpg"),
+        pytest.param("coupons.csv.gz.pgp", True, False, id="gzipped-decrypted-then-decompressed"),
+        pytest.param("coupons.csv.pgp", False, True, id="read-through-an-object-store-uri"),
+    ],
+)
 def test_an_encrypted_csv_is_decrypted_and_uploaded_in_batches(
-    name: str, keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+    name: str,
+    gzipped: bool,
+    as_uri: bool,
+    keys: dict[str, Any],
+    pgp_conn: str,
+    tmp_path: Path,
+    capillary_conn: SandboxClient,
+    context: Any,
 ) -> None:
     source = tmp_path / name
-    source.write_bytes(keys["encrypt"](CSV_BYTES))
-    run(source, pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
-
-
-def test_an_encrypted_gzipped_csv_is_decrypted_then_decompressed(
-    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
-) -> None:
-    source = tmp_path / "coupons.csv.gz.pgp"
-    source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES)))
-    run(source, pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
-
-
-def test_an_encrypted_csv_is_read_through_an_object_store_uri(
-    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
-) -> None:
-    source = tmp_path / "coupons.csv.pgp"
-    source.write_bytes(keys["encrypt"](CSV_BYTES))
-    run(f"file://{source}", pgp_conn, context)
+    source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES) if gzipped else CSV_BYTES))
+    run(f"file://{source}" if as_uri else source, pgp_conn, context)
     assert stored_batches(capillary_conn) == expected_batches()
 
 
@@ -102,14 +114,11 @@ def test_a_file_for_another_key_fails_before_anything_is_sent(
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES, keys["theirs"]))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: is encrypted for key ID {keys['theirs'][2]}, not for the private key in connection "
         "'pgp_partner' (pgp_conn_id): wrong key. Ask the sender which public key they used, or put the "
         "matching private key in the connection."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_wrong_passphrase_fails_before_anything_is_sent(
@@ -119,12 +128,9 @@ def test_a_wrong_passphrase_fails_before_anything_is_sent(
     monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps(conn))
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, "pgp_partner", context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, "pgp_partner", context, capillary_conn) == (
         f"{source}: the passphrase in connection 'pgp_partner' (its password) does not unlock its private key."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_an_encrypted_file_without_pgp_conn_id_fails_naming_the_parameter(
@@ -132,13 +138,10 @@ def test_an_encrypted_file_without_pgp_conn_id_fails_naming_the_parameter(
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, None, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, None, context, capillary_conn) == (
         f"{source}: is PGP-encrypted but no private key was given: set pgp_conn_id to a connection holding the "
         "private key (see docs/connection.md)."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_connection_without_private_key_fails_naming_the_extra(
@@ -147,13 +150,10 @@ def test_a_connection_without_private_key_fails_naming_the_extra(
     monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps({"conn_type": "generic", "password": PASSPHRASE}))
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CapillaryConfigError) as failure:
-        run(source, "pgp_partner", context)
-    assert str(failure.value) == (
+    assert refused(CapillaryConfigError, source, "pgp_partner", context, capillary_conn) == (
         "Connection 'pgp_partner' (pgp_conn_id) has no PGP private key: put the ASCII-armored private "
         'key (-----BEGIN PGP PRIVATE KEY BLOCK-----) in its extra "private_key".'
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 @pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gz.pgp"])
@@ -166,12 +166,9 @@ def test_a_damaged_file_fails_before_anything_is_sent(
     cipher[len(cipher) // 2] ^= 0xFF
     source = tmp_path / name
     source.write_bytes(bytes(cipher))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_truncated_file_fails_before_anything_is_sent(
@@ -180,12 +177,9 @@ def test_a_truncated_file_fails_before_anything_is_sent(
     cipher = keys["encrypt"](CSV_BYTES * 40)
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(cipher[: len(cipher) - 40])
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_conversion_of_an_encrypted_file_is_refused_rather_than_written_in_clear(
@@ -193,9 +187,8 @@ def test_a_conversion_of_an_encrypted_file_is_refused_rather_than_written_in_cle
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CapillaryConfigError, match="would hold the clear text"):
-        run(source, pgp_conn, context, delimiter=";")
-    assert capillary_conn.jobs(SERIES) == []
+    message = refused(CapillaryConfigError, source, pgp_conn, context, capillary_conn, delimiter=";")
+    assert "would hold the clear text" in message
 
 
 def test_the_gnupg_home_is_private_to_its_owner(keys: dict[str, Any], tmp_path: Path) -> None:
