@@ -23,21 +23,12 @@ from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
 from tests.pgp_keys import PASSPHRASE, files_seen_during_upload
+from tests.stores import expected_batches, stored_batches
 
 pytestmark = [pytest.mark.integration]
 
 SERIES = 7401
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
-
-
-def stored_batches(sandbox: SandboxClient) -> list[bytes]:
-    jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
-    return [Path(job["storedPath"]).read_bytes() for job in jobs]
-
-
-def expected_batches(size: int = 10, data: bytes = CSV_BYTES) -> list[bytes]:
-    header, *rows = data.splitlines(keepends=True)
-    return [header + b"".join(rows[i : i + size]) for i in range(0, len(rows), size)]
 
 
 def run(source: Any, conn_id: str | None, context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -81,7 +72,7 @@ def test_an_encrypted_csv_is_decrypted_and_uploaded_in_batches(
     source = tmp_path / name
     source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES) if gzipped else CSV_BYTES))
     run(f"file://{source}" if as_uri else source, pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
+    assert stored_batches(capillary_conn, SERIES) == expected_batches(CSV_BYTES)
 
 
 def test_no_clear_text_reaches_the_temporary_folder(
@@ -100,7 +91,7 @@ def test_no_clear_text_reaches_the_temporary_folder(
     try:
         monkeypatch.setattr("tempfile.tempdir", str(spool))
         operator.execute(context)
-        assert stored_batches(capillary_conn) == expected_batches(1000, data)
+        assert stored_batches(capillary_conn, SERIES) == expected_batches(data, 1000)
         assert seen, "the GnuPG home lives in the temporary folder while the file is read"
         assert not [data for data in seen if b"9198" in data or b"mobile,code" in data]
         assert list(spool.iterdir()) == [], "the GnuPG home (with the private key) is deleted after the upload"
