@@ -1,4 +1,5 @@
-"""The sandbox FastAPI app: Capillary's token, upload and upload-status endpoints (others: *_routes.py)."""
+"""The sandbox FastAPI app: Capillary's token endpoint, and the coupon upload and status endpoints (their
+flow in uploads.py, shared with redeemed coupons; other endpoints: *_routes.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from capillary_provider.sandbox.responses import (
 from capillary_provider.sandbox.series import SeriesBook
 from capillary_provider.sandbox.series_routes import series_router
 from capillary_provider.sandbox.state import Job, SandboxState, iso
-from capillary_provider.sandbox.uploads import receive_upload, series_status, start_job
+from capillary_provider.sandbox.uploads import kind_router
 
 __all__ = ["SandboxConfig", "create_app"]
 
@@ -84,6 +85,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_middleware(SandboxMiddleware, state=sandbox.state)
     app.include_router(control_router(sandbox))
+    paths = ("/coupon/api/v1/upload/file", "/coupon/api/v1/upload/getUploadStatus")
+    app.include_router(kind_router(sandbox, Job, paths, ("upload", "status"), _coupon_job_fields))
     app.include_router(redeem_router(sandbox))
     app.include_router(series_router(sandbox))
 
@@ -113,31 +116,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         body = {"data": {"accessToken": token, "ttlSeconds": round(sandbox.config.token_ttl)}, "errors": None}
         return await after_processing("token", action, JSONResponse(body))
 
-    @app.post("/coupon/api/v1/upload/file/{series}")
-    async def upload_file(request: Request, series: str) -> Response:
-        upload = await receive_upload(sandbox, request, "upload", series)
-        if isinstance(upload, Response):
-            return upload
-        problem = _form_problem(upload.fields)
-        if problem is not None:
-            return upload.reject(problem)
-        column = upload.fields.get("customerIdentifierColumn", "").strip()
-        return await start_job(
-            sandbox,
-            upload,
-            Job,
-            identifier=upload.fields["customerIdentifier"].strip(),
-            identifier_column=int(column) if column else None,
-        )
-
-    @app.get("/coupon/api/v1/upload/getUploadStatus/{series}")
-    async def upload_status(request: Request, series: str) -> Response:
-        return await series_status(sandbox, request, "status", series, Job)
-
     return app
 
 
-def _form_problem(fields: dict[str, str]) -> str | None:
+def _coupon_job_fields(fields: dict[str, str]) -> dict[str, Any] | str:
+    """What a coupon upload job has of the form, or the message of the 400 answer."""
     identifier = fields.get("customerIdentifier", "").strip()
     if not identifier:
         return "customerIdentifier is required"
@@ -146,4 +129,4 @@ def _form_problem(fields: dict[str, str]) -> str | None:
     column = fields.get("customerIdentifierColumn", "").strip()
     if column and not re.fullmatch(r"[0-9]{1,4}", column):
         return f"customerIdentifierColumn must be a zero-based column index, got {column!r}"
-    return None
+    return {"identifier": identifier, "identifier_column": int(column) if column else None}

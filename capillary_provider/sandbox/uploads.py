@@ -1,5 +1,6 @@
-"""What the upload and status routes of both kinds (coupons, redeemed coupons) share: the opening of a
-route on a series, the form, the stored file, the new job and the status answer."""
+"""The upload and status routes of an upload kind (coupons, redeemed coupons: one flow, told apart by
+their paths, job type and form check, see :func:`kind_router`): the opening of a route on a series, the
+form, the stored file, the new job and the status answer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from fastapi import APIRouter, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
@@ -17,7 +19,7 @@ from capillary_provider.sandbox.multipart import FormError, receive_form
 from capillary_provider.sandbox.responses import after_processing, cap_error, upload_envelope
 
 if TYPE_CHECKING:
-    from fastapi import Request
+    from collections.abc import Callable
 
     from capillary_provider.sandbox.app import Sandbox
     from capillary_provider.sandbox.state import Job
@@ -100,6 +102,48 @@ def keep_file(received: Path, uploaded_name: str, uploads_dir: Path, job_id: int
     disk_path = uploads_dir / f"{job_id}_{file_name}"
     received.rename(disk_path)
     return file_name, disk_path
+
+
+def kind_router(
+    sandbox: Sandbox,
+    job_type: type[Job],
+    paths: tuple[str, str],
+    endpoints: tuple[Endpoint, Endpoint],
+    job_fields: Callable[[dict[str, str]], dict[str, Any] | str],
+) -> APIRouter:
+    """The upload and status routes of one upload kind, the same flow for both kinds: ``paths`` and
+    ``endpoints`` (the fault book's names) of the upload and of the status route, the kind's job type, and
+    ``job_fields``, its check of the form."""
+    router = APIRouter()
+
+    @router.post(f"{paths[0]}/{{series}}", name=f"{job_type.kind}_upload")
+    async def upload(request: Request, series: str) -> Response:
+        return await upload_route(sandbox, request, endpoints[0], series, job_type, job_fields)
+
+    @router.get(f"{paths[1]}/{{series}}", name=f"{job_type.kind}_status")
+    async def status(request: Request, series: str) -> Response:
+        return await series_status(sandbox, request, endpoints[1], series, job_type)
+
+    return router
+
+
+async def upload_route(
+    sandbox: Sandbox,
+    request: Request,
+    endpoint: Endpoint,
+    series: str,
+    job_type: type[Job],
+    job_fields: Callable[[dict[str, str]], dict[str, Any] | str],
+) -> Response:
+    """An upload route's whole answer, the same flow for both kinds: ``job_fields`` turns the form's text
+    fields into what only the kind's job has, or into the message of the 400 answer."""
+    upload = await receive_upload(sandbox, request, endpoint, series)
+    if isinstance(upload, Response):
+        return upload
+    fields = job_fields(upload.fields)
+    if isinstance(fields, str):
+        return upload.reject(fields)
+    return await start_job(sandbox, upload, job_type, **fields)
 
 
 async def start_job(sandbox: Sandbox, upload: Upload, job_type: type[Job], **fields: Any) -> Response:
