@@ -116,18 +116,25 @@ def test_summary_is_json_with_one_entry_per_job(
     assert [job["job_id"] for job in summary["jobs"]] == summary["job_ids"]
 
 
-def test_xcom_holds_first_job_id_all_job_ids_and_final_status(
-    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
-) -> None:
-    make_operator(coupons, SERIES, batch_size=10).execute(context)
-    job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
+def assert_xcom_names_the_jobs(sandbox: SandboxClient, context: dict[str, Any], status: str) -> list[int]:
+    """XCom holds the first job id, every job id of the series (as the sandbox has them) and ``status``;
+    the job ids."""
+    job_ids = sorted(job["jobId"] for job in sandbox.jobs(SERIES))
     xcom = context["ti"].xcom
     assert {key: xcom[key] for key in ("job_id", "job_ids", "status")} == {
         "job_id": job_ids[0],
         "job_ids": job_ids,
-        "status": "FINISHED",
+        "status": status,
     }
-    assert xcom["summary"]["job_ids"] == job_ids
+    return job_ids
+
+
+def test_xcom_holds_first_job_id_all_job_ids_and_final_status(
+    capillary_conn: SandboxClient, coupons: Path, context: dict[str, Any]
+) -> None:
+    make_operator(coupons, SERIES, batch_size=10).execute(context)
+    job_ids = assert_xcom_names_the_jobs(capillary_conn, context, "FINISHED")
+    assert context["ti"].xcom["summary"]["job_ids"] == job_ids
 
 
 def test_batches_are_named_after_the_task_instance(
@@ -300,13 +307,7 @@ def test_job_ids_are_in_xcom_before_waiting_ends(
     capillary_conn.set_step_seconds(3600)
     with pytest.raises(CouponUploadTimeout):
         make_operator(coupons, SERIES, batch_size=10, timeout=0.5).execute(context)
-    job_ids = sorted(job["jobId"] for job in capillary_conn.jobs(SERIES))
-    xcom = context["ti"].xcom
-    assert {key: xcom[key] for key in ("job_id", "job_ids", "status")} == {
-        "job_id": job_ids[0],
-        "job_ids": job_ids,
-        "status": "STARTED",
-    }
+    assert_xcom_names_the_jobs(capillary_conn, context, "STARTED")
 
 
 # -- modes ------------------------------------------------------------------------------------------

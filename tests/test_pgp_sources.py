@@ -23,6 +23,7 @@ from capillary_provider.exceptions import CapillaryConfigError, CouponFileError
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
 from tests.pgp_keys import PASSPHRASE, files_seen_during_upload
+from tests.stores import expected_batches, stored_batches
 
 pytestmark = [pytest.mark.integration]
 
@@ -30,46 +31,48 @@ SERIES = 7401
 CSV_BYTES = b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(25))
 
 
-def stored_batches(sandbox: SandboxClient) -> list[bytes]:
-    jobs = sorted(sandbox.jobs(SERIES), key=lambda job: job["jobId"])
-    return [Path(job["storedPath"]).read_bytes() for job in jobs]
-
-
-def expected_batches(size: int = 10, data: bytes = CSV_BYTES) -> list[bytes]:
-    header, *rows = data.splitlines(keepends=True)
-    return [header + b"".join(rows[i : i + size]) for i in range(0, len(rows), size)]
-
-
 def run(source: Any, conn_id: str | None, context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     return make_operator(source, SERIES, batch_size=10, pgp_conn_id=conn_id, **kwargs).execute(context)
 
 
-@pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gpg"])
+def refused(
+    error: type[Exception],
+    source: Path,
+    conn_id: str | None,
+    context: dict[str, Any],
+    sandbox: SandboxClient,
+    **kwargs: Any,
+) -> str:
+    """Run the upload of ``source``, which must fail with ``error`` before anything reaches Capillary; its message."""
+    with pytest.raises(error) as failure:
+        run(source, conn_id, context, **kwargs)
+    assert sandbox.jobs(SERIES) == []
+    return str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "gzipped", "as_uri"),
+    [
+        pytest.param("coupons.csv.pgp", False, False, id="pgp"),
+        pytest.param("coupons.csv.gpg", False, False, id="gpg"),
+        pytest.param("coupons.csv.gz.pgp", True, False, id="gzipped-decrypted-then-decompressed"),
+        pytest.param("coupons.csv.pgp", False, True, id="read-through-an-object-store-uri"),
+    ],
+)
 def test_an_encrypted_csv_is_decrypted_and_uploaded_in_batches(
-    name: str, keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
+    name: str,
+    gzipped: bool,
+    as_uri: bool,
+    keys: dict[str, Any],
+    pgp_conn: str,
+    tmp_path: Path,
+    capillary_conn: SandboxClient,
+    context: Any,
 ) -> None:
     source = tmp_path / name
-    source.write_bytes(keys["encrypt"](CSV_BYTES))
-    run(source, pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
-
-
-def test_an_encrypted_gzipped_csv_is_decrypted_then_decompressed(
-    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
-) -> None:
-    source = tmp_path / "coupons.csv.gz.pgp"
-    source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES)))
-    run(source, pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
-
-
-def test_an_encrypted_csv_is_read_through_an_object_store_uri(
-    keys: dict[str, Any], pgp_conn: str, tmp_path: Path, capillary_conn: SandboxClient, context: Any
-) -> None:
-    source = tmp_path / "coupons.csv.pgp"
-    source.write_bytes(keys["encrypt"](CSV_BYTES))
-    run(f"file://{source}", pgp_conn, context)
-    assert stored_batches(capillary_conn) == expected_batches()
+    source.write_bytes(keys["encrypt"](gzip.compress(CSV_BYTES) if gzipped else CSV_BYTES))
+    run(f"file://{source}" if as_uri else source, pgp_conn, context)
+    assert stored_batches(capillary_conn, SERIES) == expected_batches(CSV_BYTES)
 
 
 def test_no_clear_text_reaches_the_temporary_folder(
@@ -88,7 +91,7 @@ def test_no_clear_text_reaches_the_temporary_folder(
     try:
         monkeypatch.setattr("tempfile.tempdir", str(spool))
         operator.execute(context)
-        assert stored_batches(capillary_conn) == expected_batches(1000, data)
+        assert stored_batches(capillary_conn, SERIES) == expected_batches(data, 1000)
         assert seen, "the GnuPG home lives in the temporary folder while the file is read"
         assert not [data for data in seen if b"9198" in data or b"mobile,code" in data]
         assert list(spool.iterdir()) == [], "the GnuPG home (with the private key) is deleted after the upload"
@@ -102,14 +105,11 @@ def test_a_file_for_another_key_fails_before_anything_is_sent(
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES, keys["theirs"]))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: is encrypted for key ID {keys['theirs'][2]}, not for the private key in connection "
         "'pgp_partner' (pgp_conn_id): wrong key. Ask the sender which public key they used, or put the "
         "matching private key in the connection."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_wrong_passphrase_fails_before_anything_is_sent(
@@ -119,12 +119,9 @@ def test_a_wrong_passphrase_fails_before_anything_is_sent(
     monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps(conn))
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, "pgp_partner", context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, "pgp_partner", context, capillary_conn) == (
         f"{source}: the passphrase in connection 'pgp_partner' (its password) does not unlock its private key."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_an_encrypted_file_without_pgp_conn_id_fails_naming_the_parameter(
@@ -132,13 +129,10 @@ def test_an_encrypted_file_without_pgp_conn_id_fails_naming_the_parameter(
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, None, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, None, context, capillary_conn) == (
         f"{source}: is PGP-encrypted but no private key was given: set pgp_conn_id to a connection holding the "
         "private key (see docs/connection.md)."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_connection_without_private_key_fails_naming_the_extra(
@@ -147,13 +141,10 @@ def test_a_connection_without_private_key_fails_naming_the_extra(
     monkeypatch.setenv("AIRFLOW_CONN_PGP_PARTNER", json.dumps({"conn_type": "generic", "password": PASSPHRASE}))
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CapillaryConfigError) as failure:
-        run(source, "pgp_partner", context)
-    assert str(failure.value) == (
+    assert refused(CapillaryConfigError, source, "pgp_partner", context, capillary_conn) == (
         "Connection 'pgp_partner' (pgp_conn_id) has no PGP private key: put the ASCII-armored private "
         'key (-----BEGIN PGP PRIVATE KEY BLOCK-----) in its extra "private_key".'
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 @pytest.mark.parametrize("name", ["coupons.csv.pgp", "coupons.csv.gz.pgp"])
@@ -166,12 +157,9 @@ def test_a_damaged_file_fails_before_anything_is_sent(
     cipher[len(cipher) // 2] ^= 0xFF
     source = tmp_path / name
     source.write_bytes(bytes(cipher))
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_truncated_file_fails_before_anything_is_sent(
@@ -180,12 +168,9 @@ def test_a_truncated_file_fails_before_anything_is_sent(
     cipher = keys["encrypt"](CSV_BYTES * 40)
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(cipher[: len(cipher) - 40])
-    with pytest.raises(CouponFileError) as failure:
-        run(source, pgp_conn, context)
-    assert str(failure.value) == (
+    assert refused(CouponFileError, source, pgp_conn, context, capillary_conn) == (
         f"{source}: cannot be decrypted: the encrypted file is damaged or truncated. Nothing was sent."
     )
-    assert capillary_conn.jobs(SERIES) == []
 
 
 def test_a_conversion_of_an_encrypted_file_is_refused_rather_than_written_in_clear(
@@ -193,9 +178,8 @@ def test_a_conversion_of_an_encrypted_file_is_refused_rather_than_written_in_cle
 ) -> None:
     source = tmp_path / "coupons.csv.pgp"
     source.write_bytes(keys["encrypt"](CSV_BYTES))
-    with pytest.raises(CapillaryConfigError, match="would hold the clear text"):
-        run(source, pgp_conn, context, delimiter=";")
-    assert capillary_conn.jobs(SERIES) == []
+    message = refused(CapillaryConfigError, source, pgp_conn, context, capillary_conn, delimiter=";")
+    assert "would hold the clear text" in message
 
 
 def test_the_gnupg_home_is_private_to_its_owner(keys: dict[str, Any], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from capillary_provider.operators.coupon_upload import CouponUploadOperator
 from capillary_provider.sandbox.testing import SandboxClient
 from tests.conftest import make_operator, mobile_rows
 from tests.pgp_keys import files_seen_during_upload
@@ -29,6 +30,17 @@ SERIES = 7901
 
 def coupons(rows: int) -> bytes:
     return b"mobile,code\n" + b"".join(f"{m},{c}\n".encode() for m, c in mobile_rows(rows))
+
+
+def from_store(
+    store: Store, path: str, cipher: bytes, pgp_conn: str, batch_size: int, **kwargs: Any
+) -> CouponUploadOperator:
+    """Put ``cipher`` at ``path`` in ``store``; the operator that uploads it from there in batches of
+    ``batch_size``, decrypting it with the key in ``pgp_conn``."""
+    store.put(path, cipher)
+    return make_operator(
+        store.uri(path), SERIES, batch_size=batch_size, source_conn_id=store.conn_id, pgp_conn_id=pgp_conn, **kwargs
+    )
 
 
 @pytest.fixture
@@ -44,15 +56,8 @@ def test_an_encrypted_csv_on_sftp_is_decrypted_and_uploaded_in_batches(
     keys: dict[str, Any], pgp_conn: str, sftp_store: Store, capillary_conn: SandboxClient, context: Any
 ) -> None:
     data = coupons(25)
-    sftp_store.put("pgp-drop/coupons.csv.pgp", keys["encrypt"](data))
 
-    summary = make_operator(
-        sftp_store.uri("pgp-drop/coupons.csv.pgp"),
-        SERIES,
-        batch_size=10,
-        source_conn_id=sftp_store.conn_id,
-        pgp_conn_id=pgp_conn,
-    ).execute(context)
+    summary = from_store(sftp_store, "pgp-drop/coupons.csv.pgp", keys["encrypt"](data), pgp_conn, 10).execute(context)
 
     assert stored_batches(capillary_conn, SERIES) == expected_batches(data)  # batches of 10, 10 and 5 rows
     assert (summary["status"], summary["total_rows"], summary["accepted_rows"]) == ("FINISHED", 25, 25)
@@ -73,15 +78,7 @@ def test_an_encrypted_csv_on_sftp_is_spooled_encrypted_and_never_written_in_clea
     clear copy would show on disk, not sit in memory."""
     data = coupons(3000)
     cipher = keys["encrypt"](data)
-    sftp_store.put("pgp-drop/large.csv.pgp", cipher)
-    operator = make_operator(
-        sftp_store.uri("pgp-drop/large.csv.pgp"),
-        SERIES,
-        batch_size=1000,
-        source_conn_id=sftp_store.conn_id,
-        pgp_conn_id=pgp_conn,
-        spool_dir=str(spool),
-    )
+    operator = from_store(sftp_store, "pgp-drop/large.csv.pgp", cipher, pgp_conn, 1000, spool_dir=str(spool))
     seen = files_seen_during_upload(spool, operator, monkeypatch)
     monkeypatch.setattr("tempfile.tempdir", str(spool))
 
@@ -98,12 +95,6 @@ def test_an_encrypted_gzipped_csv_on_s3_is_decrypted_and_uploaded(
     keys: dict[str, Any], pgp_conn: str, s3_store: Store, capillary_conn: SandboxClient, context: Any
 ) -> None:
     data = coupons(25)
-    s3_store.put("partner-drop/coupons.csv.gz.pgp", keys["encrypt"](gzip.compress(data)))
-    make_operator(
-        s3_store.uri("partner-drop/coupons.csv.gz.pgp"),
-        SERIES,
-        batch_size=10,
-        source_conn_id=s3_store.conn_id,
-        pgp_conn_id=pgp_conn,
-    ).execute(context)
+    cipher = keys["encrypt"](gzip.compress(data))
+    from_store(s3_store, "partner-drop/coupons.csv.gz.pgp", cipher, pgp_conn, 10).execute(context)
     assert stored_batches(capillary_conn, SERIES) == expected_batches(data)

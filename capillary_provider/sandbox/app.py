@@ -1,11 +1,11 @@
-"""The sandbox FastAPI app: Capillary's token, upload and upload-status endpoints (others: *_routes.py)."""
+"""The sandbox FastAPI app: Capillary's token endpoint, and the coupon upload and status endpoints (their
+flow in uploads.py, shared with redeemed coupons; other endpoints: *_routes.py)."""
 
 from __future__ import annotations
 
 import json
 import re
 import secrets
-import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from capillary_provider.sandbox.config import SandboxConfig
 from capillary_provider.sandbox.control import control_router
-from capillary_provider.sandbox.faults import Endpoint, ExpireTokens, FaultAction, FaultBook, FaultRule, JobErrored
+from capillary_provider.sandbox.faults import Endpoint, ExpireTokens, FaultAction, FaultBook, FaultRule
 from capillary_provider.sandbox.middleware import SandboxMiddleware, log_entry
 from capillary_provider.sandbox.processing import IDENTIFIER_TYPES, CsvWorker
 from capillary_provider.sandbox.redeem_routes import redeem_router
@@ -23,12 +23,11 @@ from capillary_provider.sandbox.responses import (
     cap_error,
     invalid_credentials,
     oauth_error,
-    upload_envelope,
 )
 from capillary_provider.sandbox.series import SeriesBook
 from capillary_provider.sandbox.series_routes import series_router
 from capillary_provider.sandbox.state import Job, SandboxState, iso
-from capillary_provider.sandbox.uploads import bad_series, keep_file, read_form, reject, series_id_of
+from capillary_provider.sandbox.uploads import kind_router
 
 __all__ = ["SandboxConfig", "create_app"]
 
@@ -86,6 +85,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_middleware(SandboxMiddleware, state=sandbox.state)
     app.include_router(control_router(sandbox))
+    paths = ("/coupon/api/v1/upload/file", "/coupon/api/v1/upload/getUploadStatus")
+    app.include_router(kind_router(sandbox, Job, paths, ("upload", "status"), _coupon_job_fields))
     app.include_router(redeem_router(sandbox))
     app.include_router(series_router(sandbox))
 
@@ -115,61 +116,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         body = {"data": {"accessToken": token, "ttlSeconds": round(sandbox.config.token_ttl)}, "errors": None}
         return await after_processing("token", action, JSONResponse(body))
 
-    @app.post("/coupon/api/v1/upload/file/{series}")
-    async def upload_file(request: Request, series: str) -> Response:
-        action, entry, early = sandbox.begin(request, "upload")
-        if early is not None:
-            return early
-        series_id = series_id_of(series)
-        if series_id is None:
-            return bad_series(series)
-        form = await read_form(request, sandbox.uploads_dir, entry)
-        if isinstance(form, Response):
-            return form
-        problem = _form_problem(form.fields, form.file_name)
-        if problem is not None or form.file_path is None or form.file_name is None:
-            return reject(form, problem or "file is required")
-        column = form.fields.get("customerIdentifierColumn", "").strip()
-        job_id = sandbox.state.new_job_id()
-        file_name, disk_path = keep_file(form.file_path, form.file_name, sandbox.uploads_dir, job_id, series_id)
-        job = Job(
-            job_id=job_id,
-            series_id=series_id,
-            created=time.time(),
-            file_name=file_name,
-            uploaded_file_name=form.file_name,
-            uploaded_file_url=f"sandbox/uploads/{disk_path.name}",
-            disk_path=disk_path,
-            identifier=form.fields["customerIdentifier"].strip(),
-            identifier_column=int(column) if column else None,
-            force_errored=isinstance(action, JobErrored),
-        )
-        sandbox.state.add_job(job)
-        sandbox.worker.submit(job)
-        entry["jobId"] = job_id
-        view = job.view(job.created, sandbox.state.step_seconds, as_created=True)
-        return await after_processing("upload", action, upload_envelope(series_id, file_name, [view]))
-
-    @app.get("/coupon/api/v1/upload/getUploadStatus/{series}")
-    async def upload_status(request: Request, series: str) -> Response:
-        action, _, early = sandbox.begin(request, "status")
-        if early is not None:
-            return early
-        series_id = series_id_of(series)
-        if series_id is None:
-            return bad_series(series)
-        jobs = sandbox.state.series_jobs(series_id)
-        now, step = time.time(), sandbox.state.step_seconds
-        latest = jobs[-1].file_name if jobs else None
-        response = upload_envelope(series_id, latest, [job.view(now, step) for job in jobs])
-        return await after_processing("status", action, response)
-
     return app
 
 
-def _form_problem(fields: dict[str, str], file_name: str | None) -> str | None:
-    if file_name is None:
-        return "file is required"
+def _coupon_job_fields(fields: dict[str, str]) -> dict[str, Any] | str:
+    """What a coupon upload job has of the form, or the message of the 400 answer."""
     identifier = fields.get("customerIdentifier", "").strip()
     if not identifier:
         return "customerIdentifier is required"
@@ -178,4 +129,4 @@ def _form_problem(fields: dict[str, str], file_name: str | None) -> str | None:
     column = fields.get("customerIdentifierColumn", "").strip()
     if column and not re.fullmatch(r"[0-9]{1,4}", column):
         return f"customerIdentifierColumn must be a zero-based column index, got {column!r}"
-    return None
+    return {"identifier": identifier, "identifier_column": int(column) if column else None}

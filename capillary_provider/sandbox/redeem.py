@@ -29,6 +29,7 @@ class RedeemJob(Job):
     """A redeemed-coupon upload job: ``QUEUED`` until validated and one step has passed, then ``COMPLETED``."""
 
     kind: ClassVar[JobKind] = "redeemed"
+    jobs_key: ClassVar[str] = "redeemUploadJobStatuses"
     stages: ClassVar[tuple[str, ...]] = REDEEM_STAGES
 
     coupon_identifier: str = "COUPON_CODE"

@@ -55,6 +55,8 @@ class Job:
     cancelled: bool = False
 
     kind: ClassVar[JobKind] = "coupon"
+    jobs_key: ClassVar[str] = "uploadJobStatuses"
+    """Where the upload and status answers list jobs of this kind."""
     stages: ClassVar[tuple[str, ...]] = STAGES
 
     def raw_stage(self, now: float, step_seconds: float) -> int:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import requests
 
 from capillary_provider.sandbox.testing import SandboxClient, SandboxStartError, running_sandbox
 from tests.conftest import holds_throughout, wait_for
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.sandbox.endpoints import auth, post_form, status, statuses_seen, upload
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +27,9 @@ HEADER_ROW = "redeemed date in millis,redeemed at,mobile,coupon code,bill id\n"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, step_seconds: float) -> Iterator[SandboxClient]:
-    codes = tmp_path_factory.mktemp("codes") / "existing.txt"
-    codes.write_text(f"{PREEXISTING}\n", encoding="utf-8")
-    with running_sandbox(step_seconds=step_seconds, existing_codes=codes) as client:
-        yield client
+def existing_codes() -> str:
+    """The sandbox's ``--existing-codes`` file: one code, known in every series."""
+    return f"{PREEXISTING}\n"
 
 
 def redeem(
@@ -58,32 +53,20 @@ def redeem(
         data["uploadHeaders"] = upload_headers if isinstance(upload_headers, str) else json.dumps(upload_headers)
     if details is not None:
         data["Details"] = details
-    return requests.post(
-        f"{sbx.url}/coupon/api/v1/upload/redeemFile/{series}",
-        headers={} if token is None else {"X-CAP-API-OAUTH-TOKEN": token},
-        files={"file": (name, content, "text/csv")},
-        data=data,
-        timeout=10,
-    )
+    return post_form(sbx, token, f"/coupon/api/v1/upload/redeemFile/{series}", data, (name, content))
 
 
 def redeem_status(sbx: SandboxClient, token: str | None, series: int | str = SERIES) -> requests.Response:
     return requests.get(
         f"{sbx.url}/coupon/api/v1/upload/getUploadRedeemedCouponStatus/{series}",
-        headers={} if token is None else {"X-CAP-API-OAUTH-TOKEN": token},
+        headers=auth(token),
         timeout=10,
     )
 
 
 def upload_coupons(sbx: SandboxClient, token: str, rows: str, series: int = SERIES, identifier: str = "MOBILE") -> None:
     """Upload coupons (``customer,code`` rows, or codes for NOT_TAGGED) and wait until they are known."""
-    response = requests.post(
-        f"{sbx.url}/coupon/api/v1/upload/file/{series}",
-        headers={"X-CAP-API-OAUTH-TOKEN": token},
-        files={"file": ("coupons.csv", rows, "text/csv")},
-        data={"customerIdentifier": identifier, "customerIdentifierColumn": "0"},
-        timeout=10,
-    )
+    response = upload(sbx, token, rows, series, identifier, column="0", name="coupons.csv")
     assert response.status_code == 200, response.text
     job = sbx.wait_for_job(response.json()["result"]["uploadJobStatuses"][0]["jobId"])
     assert job["errorCount"] == 0, job
@@ -143,14 +126,12 @@ def test_redemptions_of_uploaded_codes_complete_without_errors(sbx: SandboxClien
 def test_job_moves_queued_then_completed(sbx: SandboxClient, token: str) -> None:
     sbx.set_step_seconds(0.4)
     job_id = job_of(redeem(sbx, token, HEADER_ROW + f"{MILLIS},t,919876543210,NOPE,\n"))["jobId"]
-    seen: list[str] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (not seen or seen[-1] != "COMPLETED"):
-        [job] = redeem_status(sbx, token).json()["result"]["redeemUploadJobStatuses"]
-        assert job["jobId"] == job_id
-        if not seen or seen[-1] != job["uploadRedeemedCouponStatus"]:
-            seen.append(job["uploadRedeemedCouponStatus"])
-        time.sleep(0.05)
+    seen = statuses_seen(
+        lambda: redeem_status(sbx, token).json()["result"]["redeemUploadJobStatuses"],
+        job_id,
+        "uploadRedeemedCouponStatus",
+        "COMPLETED",
+    )
     assert seen == ["QUEUED", "COMPLETED"]
 
 
@@ -301,14 +282,10 @@ def test_series_id_must_be_a_positive_integer(sbx: SandboxClient, token: str, se
 
 
 def test_redeem_without_file_is_400(sbx: SandboxClient, token: str) -> None:
-    response = requests.post(
-        f"{sbx.url}/coupon/api/v1/upload/redeemFile/{SERIES}",
-        headers={"X-CAP-API-OAUTH-TOKEN": token},
-        files={"customerIdentifier": (None, "MOBILE")},
-        timeout=10,
-    )
+    fields = {"customerIdentifier": "MOBILE"}
+    response = post_form(sbx, token, f"/coupon/api/v1/upload/redeemFile/{SERIES}", fields, file=None)
     assert response.status_code == 400
-    assert "file" in response.json()["message"]
+    assert response.json()["message"] == "file is required"
 
 
 def test_token_is_checked_on_both_endpoints(sbx: SandboxClient) -> None:
@@ -336,9 +313,7 @@ def test_status_lists_every_redeemed_job_of_the_series_apart_from_coupon_uploads
     assert [job["jobId"] for job in result["redeemUploadJobStatuses"]] == ids
     assert all(set(job) == REDEEM_JOB_KEYS for job in result["redeemUploadJobStatuses"])
     assert result["fileName"].startswith("r2_")
-    coupon_status = requests.get(
-        f"{sbx.url}/coupon/api/v1/upload/getUploadStatus/{SERIES}", headers={"X-CAP-API-OAUTH-TOKEN": token}, timeout=5
-    ).json()["result"]["uploadJobStatuses"]
+    coupon_status = status(sbx, token, SERIES).json()["result"]["uploadJobStatuses"]
     assert len(coupon_status) == 1
     assert coupon_status[0]["jobId"] not in ids
     assert [job["jobId"] for job in sbx.jobs(SERIES)] == [coupon_status[0]["jobId"]]
@@ -479,9 +454,7 @@ def test_faults_of_coupon_endpoints_do_not_touch_redeem_endpoints(sbx: SandboxCl
     assert redeem_status(sbx, token).status_code == 200
     sbx.clear_faults()
     sbx.add_fault("redeem_status", "status", times=None, status=429)
-    coupon_status = requests.get(
-        f"{sbx.url}/coupon/api/v1/upload/getUploadStatus/{SERIES}", headers={"X-CAP-API-OAUTH-TOKEN": token}, timeout=5
-    )
+    coupon_status = status(sbx, token, SERIES)
     assert coupon_status.status_code == 200
     assert redeem_status(sbx, token).status_code == 429
 

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ import requests
 
 from capillary_provider.sandbox.testing import SandboxClient, SandboxStartError, running_sandbox
 from tests.conftest import holds_throughout, wait_for
+from tests.sandbox.endpoints import post_form, status, statuses_seen, upload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,39 +31,9 @@ PREEXISTING = "PREEXIST1"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, step_seconds: float) -> Iterator[SandboxClient]:
-    codes = tmp_path_factory.mktemp("codes") / "existing.txt"
-    codes.write_text(f"{PREEXISTING}\n\n", encoding="utf-8")
-    with running_sandbox(step_seconds=step_seconds, existing_codes=codes) as client:
-        yield client
-
-
-def upload(
-    sbx: SandboxClient,
-    token: str | None,
-    content: str | bytes,
-    series: int | str = 7,
-    identifier: str | None = "NOT_TAGGED",
-    column: str | None = None,
-    name: str = "codes.csv",
-    timeout: float = 10,
-) -> requests.Response:
-    data = {} if identifier is None else {"customerIdentifier": identifier}
-    if column is not None:
-        data["customerIdentifierColumn"] = column
-    headers = {} if token is None else {"X-CAP-API-OAUTH-TOKEN": token}
-    return requests.post(
-        f"{sbx.url}/coupon/api/v1/upload/file/{series}",
-        headers=headers,
-        files={"file": (name, content, "text/csv")},
-        data=data,
-        timeout=timeout,
-    )
-
-
-def status(sbx: SandboxClient, token: str | None, series: int | str = 7) -> requests.Response:
-    headers = {} if token is None else {"x-cap-api-oauth-token": token}
-    return requests.get(f"{sbx.url}/coupon/api/v1/upload/getUploadStatus/{series}", headers=headers, timeout=10)
+def existing_codes() -> str:
+    """The sandbox's ``--existing-codes`` file: one code and a blank line, which it skips."""
+    return f"{PREEXISTING}\n\n"
 
 
 def job_of(response: requests.Response) -> dict[str, Any]:
@@ -225,14 +195,9 @@ def test_upload_with_missing_or_invalid_fields_is_400(
 
 
 def test_upload_without_file_part_is_400(sbx: SandboxClient, token: str) -> None:
-    response = requests.post(
-        f"{sbx.url}/coupon/api/v1/upload/file/7",
-        headers={"X-CAP-API-OAUTH-TOKEN": token},
-        files={"customerIdentifier": (None, "NOT_TAGGED")},
-        timeout=10,
-    )
+    response = post_form(sbx, token, "/coupon/api/v1/upload/file/7", {"customerIdentifier": "NOT_TAGGED"}, file=None)
     assert response.status_code == 400
-    assert "file" in response.json()["message"]
+    assert response.json()["message"] == "file is required"
 
 
 def _raw_upload_head(sbx: SandboxClient, token: str, content_length: int) -> socket.socket:
@@ -275,14 +240,9 @@ def test_no_job_is_created_until_the_whole_body_has_arrived(sbx: SandboxClient, 
 def test_job_moves_started_validated_commited_finished(sbx: SandboxClient, token: str) -> None:
     sbx.set_step_seconds(0.4)
     job_id = job_of(upload(sbx, token, "code\nA1\n"))["jobId"]
-    seen: list[str] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (not seen or seen[-1] != "FINISHED"):
-        [job] = status(sbx, token).json()["result"]["uploadJobStatuses"]
-        assert job["jobId"] == job_id
-        if not seen or seen[-1] != job["uploadStatus"]:
-            seen.append(job["uploadStatus"])
-        time.sleep(0.05)
+    seen = statuses_seen(
+        lambda: status(sbx, token).json()["result"]["uploadJobStatuses"], job_id, "uploadStatus", "FINISHED"
+    )
     assert seen == ["STARTED", "VALIDATED", "COMMITED", "FINISHED"]
 
 
