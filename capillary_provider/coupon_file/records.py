@@ -104,21 +104,14 @@ def keep_blank_tail(buf: bytes, cut: int) -> int:
     return start + (2 if buf.startswith(b"\r\n", start) else 1) if start else 0
 
 
-def record_blocks(
-    stream: BinaryIO, name: str, chunk_size: int, buf: bytes = b"", *, blank_tail: bool = False
-) -> Iterator[tuple[bytes, bool]]:
-    """``buf`` and the rest of ``stream`` in blocks of complete records, each with whether it is the last.
-
-    :param blank_tail: hold trailing empty lines back for the next block (see :func:`keep_blank_tail`).
-    """
+def record_blocks(stream: BinaryIO, name: str, chunk_size: int, buf: bytes = b"") -> Iterator[tuple[bytes, bool]]:
+    """``buf`` and the rest of ``stream`` in blocks of complete records, each with whether it is the last."""
     eof = False
     while buf or not eof:
         if not eof:
             more = read_chunk(stream, chunk_size, name)
             eof, buf = not more, buf + more
         cut = len(buf) if eof else last_record_end(buf)
-        if blank_tail and not eof:
-            cut = keep_blank_tail(buf, cut)
         if cut:
             yield buf[:cut], eof
             buf = buf[cut:]

@@ -57,7 +57,7 @@ def split_rejected(
             break
         buf += more
     row, written, bad_rows = 2, 0, sorted(rejected)
-    for block, final in record_blocks(stream, name, chunk_size, buf[skip:], blank_tail=True):
+    for block, final in record_blocks(stream, name, chunk_size, buf[skip:]):
         records = _records(block, row, name, final)
         written += _write_block(block, records, row, (rejected, bad_rows), kept, rejects, row_offset)
         row += len(records)
